@@ -1,0 +1,27 @@
+// The list of built-in fault kinds. Adding a kind: CHAOSDRILL_REGISTER_FAULT(Factory) at
+// the end of its .cc, and one X(Factory) line in CHAOSDRILL_BUILTIN_FAULTS below.
+#include <mutex>
+
+#include "injector/fault_registry.h"
+
+// clang-format off
+#define CHAOSDRILL_BUILTIN_FAULTS(X) \
+  /* X(NetemFactory) */
+// clang-format on
+
+namespace chaosdrill::injector {
+
+#define X(FactoryClass) void Register##FactoryClass(FaultRegistry& registry);
+CHAOSDRILL_BUILTIN_FAULTS(X)
+#undef X
+
+void RegisterBuiltinFaults() {
+  static std::once_flag once;
+  std::call_once(once, [] {
+#define X(FactoryClass) Register##FactoryClass(FaultRegistry::Global());
+    CHAOSDRILL_BUILTIN_FAULTS(X)
+#undef X
+  });
+}
+
+}  // namespace chaosdrill::injector

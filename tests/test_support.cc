@@ -1,0 +1,124 @@
+#include "tests/test_support.h"
+
+#include <fcntl.h>
+#include <poll.h>
+#include <signal.h>
+#include <stdlib.h>
+#include <sys/stat.h>
+#include <sys/wait.h>
+#include <time.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <filesystem>
+#include <fstream>
+#include <iostream>
+#include <stdexcept>
+
+#include "absl/strings/ascii.h"
+#include "absl/strings/str_cat.h"
+
+namespace chaosdrill::testing {
+
+bool SkipUnless(bool condition, absl::string_view reason) {
+  if (!condition) std::cout << "SKIPPED: " << reason << std::endl;
+  return !condition;
+}
+
+bool IsRoot() { return geteuid() == 0; }
+
+bool KernelHasQdisc(absl::string_view kind) {
+  if (std::filesystem::exists(absl::StrCat("/sys/module/sch_", kind))) return true;
+  std::string option = absl::StrCat("CONFIG_NET_SCH_", absl::AsciiStrToUpper(kind), "=y");
+  if (std::filesystem::exists("/proc/config.gz")) {
+    CommandResult r = RunCommand({"/bin/zcat", "/proc/config.gz"}, 10'000);
+    return r.out.find(option) != std::string::npos;
+  }
+  return false;
+}
+
+std::string SourcePath(absl::string_view relative) {
+  return absl::StrCat(CHAOSDRILL_SOURCE_DIR, "/", relative);
+}
+std::string BinaryPath(absl::string_view relative) {
+  return absl::StrCat(CHAOSDRILL_BINARY_DIR, "/", relative);
+}
+std::string ChaosdrillBinary() { return BinaryPath("chaosdrill"); }
+
+CommandResult RunCommand(const std::vector<std::string>& argv, int timeout_ms) {
+  int out_pipe[2], err_pipe[2];
+  if (pipe2(out_pipe, O_CLOEXEC) != 0 || pipe2(err_pipe, O_CLOEXEC) != 0) {
+    throw std::runtime_error("pipe2 failed");
+  }
+  pid_t pid = fork();
+  if (pid < 0) throw std::runtime_error("fork failed");
+  if (pid == 0) {
+    int devnull = open("/dev/null", O_RDONLY);
+    dup2(devnull, STDIN_FILENO);
+    dup2(out_pipe[1], STDOUT_FILENO);
+    dup2(err_pipe[1], STDERR_FILENO);
+    std::vector<char*> args;
+    for (const std::string& a : argv) args.push_back(const_cast<char*>(a.c_str()));
+    args.push_back(nullptr);
+    execv(args[0], args.data());
+    _exit(127);
+  }
+  close(out_pipe[1]);
+  close(err_pipe[1]);
+  CommandResult result;
+  pollfd fds[2] = {{out_pipe[0], POLLIN, 0}, {err_pipe[0], POLLIN, 0}};
+  std::string* sinks[2] = {&result.out, &result.err};
+  timespec start;
+  clock_gettime(CLOCK_MONOTONIC, &start);
+  int open_fds = 2;
+  bool killed = false;
+  while (open_fds > 0) {
+    timespec now;
+    clock_gettime(CLOCK_MONOTONIC, &now);
+    long elapsed = (now.tv_sec - start.tv_sec) * 1000 + (now.tv_nsec - start.tv_nsec) / 1'000'000;
+    if (elapsed >= timeout_ms && !killed) {
+      kill(pid, SIGKILL);
+      killed = true;
+    }
+    int n = poll(fds, 2, std::max(1L, timeout_ms - elapsed));
+    if (n < 0 && errno != EINTR) break;
+    for (int i = 0; i < 2; ++i) {
+      if (fds[i].fd >= 0 && (fds[i].revents & (POLLIN | POLLHUP | POLLERR))) {
+        char buf[65536];
+        ssize_t got = read(fds[i].fd, buf, sizeof buf);
+        if (got > 0) {
+          sinks[i]->append(buf, got);
+        } else if (got == 0 || errno != EINTR) {
+          close(fds[i].fd);
+          fds[i].fd = -1;
+          --open_fds;
+        }
+      }
+    }
+  }
+  int status = 0;
+  waitpid(pid, &status, 0);
+  result.exit_code = WIFEXITED(status) ? WEXITSTATUS(status) : -1;
+  return result;
+}
+
+TempDir::TempDir() {
+  std::string tmpl = "/tmp/chaosdrill-test-XXXXXX";
+  if (mkdtemp(tmpl.data()) == nullptr) throw std::runtime_error("mkdtemp failed");
+  path_ = tmpl;
+}
+
+TempDir::~TempDir() {
+  std::error_code ignored;
+  std::filesystem::remove_all(path_, ignored);
+}
+
+std::string TempDir::Write(absl::string_view name, absl::string_view content) const {
+  std::string full = absl::StrCat(path_, "/", name);
+  std::filesystem::create_directories(std::filesystem::path(full).parent_path());
+  std::ofstream f(full, std::ios::binary);
+  f.write(content.data(), static_cast<std::streamsize>(content.size()));
+  return full;
+}
+
+}  // namespace chaosdrill::testing

@@ -1,0 +1,49 @@
+// Shared test helpers: capability checks that skip a test with a printed reason (ctest
+// reports "SKIPPED:" lines as skipped), paths to the source and build trees, and running
+// the built CLI as a child process with its output captured.
+#pragma once
+
+#include <string>
+#include <vector>
+
+#include "absl/strings/string_view.h"
+
+namespace chaosdrill::testing {
+
+// Prints "SKIPPED: <reason>" to stdout. Use as: if (SkipUnless(IsRoot(), "needs root")) return;
+bool SkipUnless(bool condition, absl::string_view reason);
+
+bool IsRoot();
+// True when the running kernel can create a qdisc of this kind ("netem", "tbf").
+bool KernelHasQdisc(absl::string_view kind);
+
+std::string SourcePath(absl::string_view relative);  // <repo>/relative
+std::string BinaryPath(absl::string_view relative);  // <build>/relative
+std::string ChaosdrillBinary();                      // <build>/chaosdrill
+
+struct CommandResult {
+  int exit_code = -1;  // -1 if killed by a signal
+  std::string out;
+  std::string err;
+};
+
+// Runs argv (no shell) with stdin from /dev/null, captures stdout and stderr, and kills it
+// after `timeout_ms`. argv[0] is a path.
+CommandResult RunCommand(const std::vector<std::string>& argv, int timeout_ms = 60'000);
+
+// A fresh directory under /tmp, removed with its contents on destruction.
+class TempDir {
+ public:
+  TempDir();
+  ~TempDir();
+  TempDir(const TempDir&) = delete;
+  TempDir& operator=(const TempDir&) = delete;
+  const std::string& path() const { return path_; }
+  // Writes `content` to path()/name and returns the full path.
+  std::string Write(absl::string_view name, absl::string_view content) const;
+
+ private:
+  std::string path_;
+};
+
+}  // namespace chaosdrill::testing
