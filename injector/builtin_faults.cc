@@ -6,6 +6,7 @@
 
 // clang-format off
 #define CHAOSDRILL_BUILTIN_FAULTS(X) \
+  X(GpuFaults) /* every gpu.*: RegisterGpuFaults, injector/gpu_kinds.h */ \
   /* X(NetemFactory) */
 // clang-format on
 
