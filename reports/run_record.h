@@ -1,0 +1,114 @@
+// The RunRecord: everything a drill observed, and the results computed from it
+// (schema "chaosdrill.run/v1", docs/run-record.md). The runner fills it, analysis
+// (runner/analysis.h) computes its results from the recorded data alone, and every report
+// is rendered from it alone, so a report can be re-rendered or merged later without
+// re-running the drill. Times are CLOCK_MONOTONIC nanoseconds from drill start unless a
+// field says otherwise.
+#pragma once
+
+#include <cstdint>
+#include <map>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "common/histogram.h"
+
+namespace chaosdrill::reports {
+
+inline constexpr char kRunRecordSchema[] = "chaosdrill.run/v1";
+
+// One inference request of the open-loop load. 24 bytes: a 10-minute drill at 1,000 rps
+// is 600k of these (14 MiB).
+struct RequestRecord {
+  static constexpr uint8_t kTimeout = 1;         // missed its deadline
+  static constexpr uint8_t kGoldenChecked = 2;   // answer compared with the golden output
+  static constexpr uint8_t kGoldenMismatch = 4;  // ... and it differed
+
+  int64_t intended_ns = 0;   // when the open-loop schedule meant to send it
+  int64_t sent_ns = 0;       // when it was actually sent
+  int64_t completed_ns = 0;  // when the answer (or error) arrived; deadline if timed out
+  uint8_t code = 0;          // gRPC status code, 0 = OK
+  uint8_t flags = 0;
+
+  int64_t latency_ns() const { return completed_ns - intended_ns; }  // no coordinated omission
+  int64_t service_ns() const { return completed_ns - sent_ns; }
+};
+
+// One session-store append of the RPO writer.
+struct WriteRecord {
+  std::string session;
+  int64_t seq = 0;
+  int64_t sent_ns = 0;
+  std::optional<int64_t> ack_ns;  // empty: never acknowledged (error or timeout)
+};
+
+struct PhaseTimes {
+  int64_t baseline_end_ns = 0;  // faults phase starts here
+  int64_t faults_end_ns = 0;    // last fault's scheduled end; recovery phase starts here
+  int64_t observe_end_ns = 0;   // end of the recovery phase (the observe limit)
+};
+
+struct FaultEvent {
+  std::string name;
+  std::string kind;
+  std::string target;                  // human-readable: "replica[0] (pid 4242)"
+  int64_t scheduled_ns = 0;            // `at` from the scenario
+  int64_t injected_ns = 0;             // when the agent confirmed it active (t_i)
+  std::optional<int64_t> reverted_ns;  // when the agent confirmed it reverted
+  bool inject_failed = false;
+  std::string error;  // why injection failed
+};
+
+// Results for one fault (DESIGN §7). Durations in nanoseconds.
+struct FaultResult {
+  std::string name;
+  bool impact = false;       // any bad request attributable to it
+  int64_t impact_ns = 0;     // intended time of the first bad request
+  bool recovered = false;    // false: "unrecovered" (any RTO SLO fails)
+  int64_t recovered_ns = 0;  // t_r
+  int64_t rto_ns = 0;        // t_r - t_i; 0 when no impact
+  int64_t time_to_impact_ns = 0;
+  int64_t outage_ns = 0;             // t_r - impact
+  uint64_t failed_requests = 0;      // bad requests in [impact, t_r)
+  double error_budget_consumed = 0;  // failed_requests / budget (0 when no budget is set)
+  int64_t outage_p50_ns = 0;         // latency of completed requests during the outage
+  int64_t outage_p99_ns = 0;
+  std::optional<int64_t> recover_after_revert_ns;  // max(0, t_r - revert); faults with a duration
+};
+
+struct RpoResult {
+  uint64_t writes = 0;
+  uint64_t acknowledged = 0;
+  uint64_t lost = 0;                     // acknowledged and absent on read-back (RPO writes)
+  int64_t rpo_ns = 0;                    // latest - earliest ack among lost, + one write interval
+  uint64_t duplicated = 0;               // entries read back more than once
+  uint64_t reordered = 0;                // entries read back after a higher seq of the same session
+  uint64_t ambiguous = 0;                // unacknowledged writes that did land
+  std::vector<WriteRecord> lost_writes;  // the exact entries, for the report
+};
+
+struct SloVerdict {
+  std::string name;      // "rto", "rto[kill-one]", "rpo", "availability", "p99", "error_budget"
+  std::string target;    // as written: "3s", "0", "0.99"
+  std::string measured;  // "1.84s", "unrecovered", "0.9987"
+  bool pass = false;
+  std::string reason;  // one line when failing
+};
+
+struct AnalysisResult {
+  uint64_t requests = 0;  // in the measured window (baseline end .. observe end)
+  uint64_t good = 0;
+  double availability = 1;      // good / requests in the measured window
+  int64_t good_latency_ns = 0;  // the threshold used (explicit or 5 x baseline p99)
+  int64_t baseline_p99_ns = 0;
+  int64_t p50_ns = 0;  // measured window, completed requests
+  int64_t p99_ns = 0;
+  double error_budget_consumed = 0;  // bad / ((1 - availability target) x requests)
+  std::vector<FaultResult> faults;
+  std::optional<RpoResult> rpo;
+  std::vector<SloVerdict> slos;
+  bool slos_met = true;
+};
+
+}  // namespace chaosdrill::reports
