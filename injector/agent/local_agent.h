@@ -1,0 +1,57 @@
+// The runner-side "local agent" (DESIGN §5): a child `chaosdrill agent serve` on a private
+// Unix socket in a fresh 0700 directory, started and stopped by a library call, so a local
+// drill drives faults through exactly the same API and safety machinery as a remote one.
+// The child gets PR_SET_PDEATHSIG(SIGTERM): if the runner dies, the agent reverts every
+// fault and exits. Start() returns once the agent reported readiness on a pipe.
+#pragma once
+
+#include <sys/types.h>
+
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "absl/status/statusor.h"
+#include "absl/time/time.h"
+#include "injector/agent/agent_client.h"
+
+namespace chaosdrill::agent {
+
+struct LocalAgentOptions {
+  // The command that serves: {binary, "agent", "serve"} by default, where binary is this
+  // process's own executable. "--config FILE --ready-fd N" are appended.
+  std::vector<std::string> command;
+  // YAML appended to the generated config (allowlist:, lease_ttl:, max_duration:, ...).
+  std::string extra_config;
+  std::string journal;    // empty: RevertJournal::DefaultPath()
+  std::string audit_log;  // empty: <private dir>/audit.jsonl
+  absl::Duration start_timeout = absl::Seconds(20);
+};
+
+class LocalAgent {
+ public:
+  static absl::StatusOr<std::unique_ptr<LocalAgent>> Start(const LocalAgentOptions& options);
+  ~LocalAgent();  // Stop(), then removes the private directory
+  LocalAgent(const LocalAgent&) = delete;
+  LocalAgent& operator=(const LocalAgent&) = delete;
+
+  // SIGTERM (the agent reverts everything), wait up to `timeout`, then SIGKILL. Returns the
+  // agent's exit status as an error when it did not exit cleanly. Idempotent.
+  absl::Status Stop(absl::Duration timeout = absl::Seconds(20));
+
+  pid_t pid() const { return pid_; }
+  const std::string& socket_path() const { return socket_path_; }
+  const std::string& dir() const { return dir_; }
+  AgentEndpoint endpoint() const { return AgentEndpoint{.unix_path = socket_path_}; }
+  absl::StatusOr<std::unique_ptr<AgentClient>> Connect() const {
+    return AgentClient::Connect(endpoint());
+  }
+
+ private:
+  LocalAgent() = default;
+  std::string dir_;
+  std::string socket_path_;
+  pid_t pid_ = -1;
+};
+
+}  // namespace chaosdrill::agent
