@@ -1,0 +1,178 @@
+#include "runner/load_generator.h"
+
+#include <pthread.h>
+
+#include <algorithm>
+
+#include "absl/strings/str_cat.h"
+
+namespace chaosdrill::runner {
+
+using reports::RequestRecord;
+
+struct LoadGenerator::Call {
+  size_t index = 0;
+  bool check = false;
+  grpc::ClientContext context;
+  inference::ModelInferResponse response;
+  grpc::Status status;
+  std::unique_ptr<grpc::ClientAsyncResponseReader<inference::ModelInferResponse>> reader;
+};
+
+ArrivalSchedule::ArrivalSchedule(double rate, bool poisson, uint64_t seed, int64_t first_ns)
+    : poisson_(poisson),
+      interval_ns_(1e9 / rate),
+      rng_(seed),
+      gap_(rate / 1e9),
+      next_ns_(static_cast<double>(first_ns)) {}
+
+int64_t ArrivalSchedule::Next() {
+  const int64_t t = static_cast<int64_t>(next_ns_);
+  next_ns_ += poisson_ ? gap_(rng_) : interval_ns_;
+  return t;
+}
+
+LoadGenerator::LoadGenerator(LoadOptions options, Clock& clock, int64_t origin_ns)
+    : options_(std::move(options)), clock_(clock), origin_ns_(origin_ns) {}
+
+LoadGenerator::~LoadGenerator() { Stop(); }
+
+absl::Status LoadGenerator::Start(int64_t first_ns) {
+  if (started_) return absl::FailedPreconditionError("load generator already started");
+  if (!(options_.rate > 0)) {
+    return absl::InvalidArgumentError(
+        absl::StrCat("load rate must be positive, got ", options_.rate));
+  }
+  if (options_.connections < 1) {
+    return absl::InvalidArgumentError("load connections must be at least 1");
+  }
+  auto creds = options_.credentials ? options_.credentials : grpc::InsecureChannelCredentials();
+  for (int i = 0; i < options_.connections; ++i) {
+    grpc::ChannelArguments args;
+    // A private subchannel pool and a distinct argument per channel make each channel
+    // its own TCP connection, as `connections` promises.
+    args.SetInt(GRPC_ARG_USE_LOCAL_SUBCHANNEL_POOL, 1);
+    args.SetInt("chaosdrill.connection", i);
+    stubs_.push_back(inference::GRPCInferenceService::NewStub(
+        grpc::CreateCustomChannel(options_.address, creds, args)));
+  }
+  started_ = true;
+  completer_ = std::thread([this] {
+    pthread_setname_np(pthread_self(), "cd-load-recv");
+    CompletionLoop();
+  });
+  scheduler_ = std::thread([this, first_ns] {
+    pthread_setname_np(pthread_self(), "cd-load-send");
+    ScheduleLoop(first_ns);
+  });
+  return absl::OkStatus();
+}
+
+void LoadGenerator::ScheduleLoop(int64_t first_ns) {
+  ArrivalSchedule schedule(options_.rate, options_.poisson, options_.seed, first_ns);
+  for (size_t k = 0; !stopping_.load(std::memory_order_relaxed); ++k) {
+    const int64_t intended = schedule.Next();
+    // Sleep in short steps so Stop() is honoured promptly even at very low rates.
+    while (Now() < intended && !stopping_.load(std::memory_order_relaxed)) {
+      clock_.SleepUntil(origin_ns_ + std::min(intended, Now() + 50'000'000));
+    }
+    if (stopping_.load(std::memory_order_relaxed)) break;
+
+    auto call = std::make_unique<Call>();
+    call->index = k;
+    call->check = options_.golden_every > 0 && options_.check_answer &&
+                  k % static_cast<size_t>(options_.golden_every) == 0;
+    inference::ModelInferRequest request = options_.request;
+    request.set_id(absl::StrCat(k));
+    const int64_t sent = Now();
+    call->context.set_deadline(std::chrono::system_clock::now() +
+                               absl::ToChronoNanoseconds(options_.timeout));
+    {
+      std::lock_guard lock(mu_);
+      log_.push_back(RequestRecord{.intended_ns = intended, .sent_ns = sent});
+      skew_.Record(sent - intended);
+      ++in_flight_;
+    }
+    auto& stub = stubs_[k % stubs_.size()];
+    call->reader = stub->PrepareAsyncModelInfer(&call->context, request, &cq_);
+    call->reader->StartCall();
+    Call* raw = call.release();
+    raw->reader->Finish(&raw->response, &raw->status, raw);
+  }
+}
+
+void LoadGenerator::CompletionLoop() {
+  void* tag = nullptr;
+  bool ok = false;
+  while (cq_.Next(&tag, &ok)) {
+    std::unique_ptr<Call> call(static_cast<Call*>(tag));
+    const int64_t completed = Now();
+    uint8_t code = static_cast<uint8_t>(call->status.error_code());
+    uint8_t flags = 0;
+    if (call->status.error_code() == grpc::StatusCode::DEADLINE_EXCEEDED) {
+      flags |= RequestRecord::kTimeout;
+    }
+    if (call->check && call->status.ok()) {
+      flags |= RequestRecord::kGoldenChecked;
+      if (!options_.check_answer(call->response)) flags |= RequestRecord::kGoldenMismatch;
+    }
+    {
+      std::lock_guard lock(mu_);
+      RequestRecord& r = log_[call->index];
+      r.completed_ns = std::max<int64_t>(completed, 1);  // 0 means in flight
+      r.code = code;
+      r.flags = flags;
+      if (--in_flight_ == 0) drained_.notify_all();
+    }
+  }
+}
+
+void LoadGenerator::Stop() {
+  if (!started_ || stopped_) return;
+  stopped_ = true;
+  stopping_.store(true);
+  scheduler_.join();
+  // Every in-flight call completes by its deadline; the completion thread drains them.
+  {
+    std::unique_lock lock(mu_);
+    drained_.wait(lock, [this] { return in_flight_ == 0; });
+  }
+  cq_.Shutdown();
+  completer_.join();
+}
+
+LoadWindow LoadGenerator::Window(int64_t from_ns, int64_t to_ns) const {
+  LoadWindow w;
+  LatencyHistogram latency;
+  std::lock_guard lock(mu_);
+  auto first = std::partition_point(log_.begin(), log_.end(), [from_ns](const RequestRecord& r) {
+    return r.intended_ns < from_ns;
+  });
+  for (auto it = first; it != log_.end() && it->intended_ns < to_ns; ++it) {
+    ++w.sent;
+    if (it->completed_ns == 0) continue;
+    ++w.completed;
+    latency.Record(it->latency_ns());
+    bool good = it->code == 0 && (it->flags & RequestRecord::kGoldenMismatch) == 0;
+    if (good) {
+      ++w.ok;
+    } else {
+      ++w.errors;
+    }
+    if (it->flags & RequestRecord::kTimeout) ++w.timeouts;
+  }
+  w.p99_ns = latency.ValueAtQuantile(0.99);
+  return w;
+}
+
+std::vector<RequestRecord> LoadGenerator::Log() const {
+  std::lock_guard lock(mu_);
+  return {log_.begin(), log_.end()};
+}
+
+LatencyHistogram LoadGenerator::SendSkew() const {
+  std::lock_guard lock(mu_);
+  return skew_;
+}
+
+}  // namespace chaosdrill::runner
