@@ -54,7 +54,12 @@ struct GatewayOptions {
   double retry_budget_ratio = 0.2;  // retries may add at most this share of requests...
   int retry_min_per_second = 10;    // ...but always allow this many retries per second
   int per_try_timeout_ms = 1000;
-  int overall_timeout_ms = 3000;  // when the client set no deadline
+  int overall_timeout_ms = 3000;  // capped further by the client's own deadline
+
+  // The served model's parameters, for the deep probe's golden input and output.
+  int model_width = 256;
+  int model_depth = 4;
+  uint32_t model_seed = 42;
 };
 
 class GatewayImpl;
@@ -72,6 +77,8 @@ class Gateway {
   Metrics& metrics();                          // the gateway's metrics registry
   // Number of replicas currently routable (healthy and not ejected).
   int RoutableReplicas() const;
+  // Blocks until at least `n` replicas are routable; false after `timeout_ms`.
+  bool WaitForRoutable(int n, int timeout_ms) const;
   void Shutdown();  // idempotent
   void Wait();
 

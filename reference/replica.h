@@ -30,6 +30,7 @@ struct ReplicaOptions {
   std::string admin_socket;  // optional Unix socket path for run-time control
   std::string ready_file;    // optional: the bound address is written here once ready
   int threads = 4;           // gRPC server threads (bounded)
+  int warmup_delay_ms = 0;   // holds readiness back this long (simulates a slow model load)
 };
 
 class ReplicaImpl;
@@ -48,6 +49,8 @@ class Replica {
   // Switches the degraded mode at run time: "none", "wrong-answers", "errors", "slow".
   absl::Status SetDegrade(const std::string& mode);
   std::string degrade() const;
+  // True once ready (warm-up passed); false if `timeout` passed first. For in-process use.
+  bool WaitReady(int timeout_ms);
   // Stops accepting requests, finishes in-flight ones (bounded), and returns. Idempotent.
   void Shutdown();
   // Blocks until Shutdown() was called (from another thread or a signal).
