@@ -10,9 +10,15 @@ namespace chaosdrill::runner {
 
 using reports::RequestRecord;
 
-struct LoadGenerator::Call {
-  size_t index = 0;
-  bool check = false;
+class LoadGenerator::InferCall final : public CallPump::Call {
+ public:
+  InferCall(LoadGenerator& owner, size_t index, bool check)
+      : owner_(owner), index(index), check(check) {}
+  void Complete() override { owner_.Complete(*this); }
+
+  LoadGenerator& owner_;
+  const size_t index;
+  const bool check;
   grpc::ClientContext context;
   inference::ModelInferResponse response;
   grpc::Status status;
@@ -57,10 +63,7 @@ absl::Status LoadGenerator::Start(int64_t first_ns) {
         grpc::CreateCustomChannel(options_.address, creds, args)));
   }
   started_ = true;
-  completer_ = std::thread([this] {
-    pthread_setname_np(pthread_self(), "cd-load-recv");
-    CompletionLoop();
-  });
+  pump_ = std::make_unique<CallPump>("cd-load-recv");
   scheduler_ = std::thread([this, first_ns] {
     pthread_setname_np(pthread_self(), "cd-load-send");
     ScheduleLoop(first_ns);
@@ -78,10 +81,9 @@ void LoadGenerator::ScheduleLoop(int64_t first_ns) {
     }
     if (stopping_.load(std::memory_order_relaxed)) break;
 
-    auto call = std::make_unique<Call>();
-    call->index = k;
-    call->check = options_.golden_every > 0 && options_.check_answer &&
-                  k % static_cast<size_t>(options_.golden_every) == 0;
+    bool check = options_.golden_every > 0 && options_.check_answer &&
+                 k % static_cast<size_t>(options_.golden_every) == 0;
+    auto call = std::make_unique<InferCall>(*this, k, check);
     inference::ModelInferRequest request = options_.request;
     request.set_id(absl::StrCat(k));
     const int64_t sent = Now();
@@ -91,40 +93,31 @@ void LoadGenerator::ScheduleLoop(int64_t first_ns) {
       std::lock_guard lock(mu_);
       log_.push_back(RequestRecord{.intended_ns = intended, .sent_ns = sent});
       skew_.Record(sent - intended);
-      ++in_flight_;
     }
+    pump_->Started();
     auto& stub = stubs_[k % stubs_.size()];
-    call->reader = stub->PrepareAsyncModelInfer(&call->context, request, &cq_);
+    call->reader = stub->PrepareAsyncModelInfer(&call->context, request, pump_->cq());
     call->reader->StartCall();
-    Call* raw = call.release();
+    InferCall* raw = call.release();
     raw->reader->Finish(&raw->response, &raw->status, raw);
   }
 }
 
-void LoadGenerator::CompletionLoop() {
-  void* tag = nullptr;
-  bool ok = false;
-  while (cq_.Next(&tag, &ok)) {
-    std::unique_ptr<Call> call(static_cast<Call*>(tag));
-    const int64_t completed = Now();
-    uint8_t code = static_cast<uint8_t>(call->status.error_code());
-    uint8_t flags = 0;
-    if (call->status.error_code() == grpc::StatusCode::DEADLINE_EXCEEDED) {
-      flags |= RequestRecord::kTimeout;
-    }
-    if (call->check && call->status.ok()) {
-      flags |= RequestRecord::kGoldenChecked;
-      if (!options_.check_answer(call->response)) flags |= RequestRecord::kGoldenMismatch;
-    }
-    {
-      std::lock_guard lock(mu_);
-      RequestRecord& r = log_[call->index];
-      r.completed_ns = std::max<int64_t>(completed, 1);  // 0 means in flight
-      r.code = code;
-      r.flags = flags;
-      if (--in_flight_ == 0) drained_.notify_all();
-    }
+void LoadGenerator::Complete(const InferCall& call) {
+  const int64_t completed = Now();
+  uint8_t flags = 0;
+  if (call.status.error_code() == grpc::StatusCode::DEADLINE_EXCEEDED) {
+    flags |= RequestRecord::kTimeout;
   }
+  if (call.check && call.status.ok()) {
+    flags |= RequestRecord::kGoldenChecked;
+    if (!options_.check_answer(call.response)) flags |= RequestRecord::kGoldenMismatch;
+  }
+  std::lock_guard lock(mu_);
+  RequestRecord& r = log_[call.index];
+  r.completed_ns = std::max<int64_t>(completed, 1);  // 0 means in flight
+  r.code = static_cast<uint8_t>(call.status.error_code());
+  r.flags = flags;
 }
 
 void LoadGenerator::Stop() {
@@ -132,13 +125,7 @@ void LoadGenerator::Stop() {
   stopped_ = true;
   stopping_.store(true);
   scheduler_.join();
-  // Every in-flight call completes by its deadline; the completion thread drains them.
-  {
-    std::unique_lock lock(mu_);
-    drained_.wait(lock, [this] { return in_flight_ == 0; });
-  }
-  cq_.Shutdown();
-  completer_.join();
+  pump_->Drain();  // every in-flight call completes by its deadline
 }
 
 LoadWindow LoadGenerator::Window(int64_t from_ns, int64_t to_ns) const {

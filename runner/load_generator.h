@@ -9,7 +9,6 @@
 #include <grpcpp/grpcpp.h>
 
 #include <atomic>
-#include <condition_variable>
 #include <cstdint>
 #include <deque>
 #include <functional>
@@ -27,6 +26,7 @@
 #include "common/histogram.h"
 #include "inference/grpc_predict_v2.grpc.pb.h"
 #include "reports/run_record.h"
+#include "runner/call_pump.h"
 
 namespace chaosdrill::runner {
 
@@ -93,27 +93,24 @@ class LoadGenerator {
   LatencyHistogram SendSkew() const;
 
  private:
-  struct Call;
+  class InferCall;
   void ScheduleLoop(int64_t first_ns);
-  void CompletionLoop();
+  void Complete(const InferCall& call);
   int64_t Now() const { return clock_.NowNanos() - origin_ns_; }
 
   const LoadOptions options_;
   Clock& clock_;
   const int64_t origin_ns_;
   std::vector<std::unique_ptr<inference::GRPCInferenceService::Stub>> stubs_;
-  grpc::CompletionQueue cq_;
+  std::unique_ptr<CallPump> pump_;  // "cd-load-recv"
   std::atomic<bool> stopping_{false};
   std::thread scheduler_;  // "cd-load-send"
-  std::thread completer_;  // "cd-load-recv"
   bool started_ = false;
   bool stopped_ = false;
 
   mutable std::mutex mu_;
   std::deque<reports::RequestRecord> log_ ABSL_GUARDED_BY(mu_);
   LatencyHistogram skew_ ABSL_GUARDED_BY(mu_);
-  int64_t in_flight_ ABSL_GUARDED_BY(mu_) = 0;
-  std::condition_variable drained_;  // in_flight_ reached 0
 };
 
 }  // namespace chaosdrill::runner
