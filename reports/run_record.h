@@ -96,6 +96,26 @@ struct SloVerdict {
   std::string reason;  // one line when failing
 };
 
+// A time-stamped happening of the drill: phase changes, fault inject/revert, probe
+// changes, aborts, errors.
+struct Event {
+  int64_t t_ns = 0;
+  std::string type;   // "phase", "inject", "revert", "inject_failed", "probe", "abort", "error"
+  std::string fault;  // fault name, when about one
+  std::string message;
+};
+
+struct Environment {
+  std::string host;
+  std::string kernel;
+  std::string cpu;
+  int cores = 0;
+  uint64_t memory_bytes = 0;
+  std::string gpu;  // "none" or "NVIDIA H100 80GB HBM3 (driver 580.x)"
+  std::string chaosdrill_version;
+  std::string chaosdrill_commit;
+};
+
 struct AnalysisResult {
   uint64_t requests = 0;  // in the measured window (baseline end .. observe end)
   uint64_t good = 0;
@@ -104,11 +124,39 @@ struct AnalysisResult {
   int64_t baseline_p99_ns = 0;
   int64_t p50_ns = 0;  // measured window, completed requests
   int64_t p99_ns = 0;
-  double error_budget_consumed = 0;  // bad / ((1 - availability target) x requests)
+  double error_budget_consumed = 0;  // bad / budget (see runner::SloTargets)
   std::vector<FaultResult> faults;
   std::optional<RpoResult> rpo;
   std::vector<SloVerdict> slos;
   bool slos_met = true;
+};
+
+// Exit status of a drill (DESIGN §7).
+enum class ExitStatus { kPassed = 0, kSloFailed = 1, kInvalid = 2, kAborted = 3, kInfraError = 4 };
+
+// Everything one drill observed and concluded.
+struct RunRecord {
+  std::string schema = kRunRecordSchema;
+  std::string run_id;  // "<scenario>-<UTC yyyymmddThhmmssZ>-<random>"
+  std::string scenario_name;
+  std::string scenario_file;
+  std::string scenario_source;  // the YAML as written
+  std::string target;           // "reference (3 replicas, async)" or the endpoint address
+  int64_t started_unix_ns = 0;  // wall clock at drill time zero
+  int64_t request_interval_ns = 0;
+  int64_t write_interval_ns = 0;
+  PhaseTimes phases;
+  Environment environment;
+  std::vector<FaultEvent> faults;
+  std::vector<Event> events;
+  std::vector<RequestRecord> requests;
+  std::vector<WriteRecord> writes;
+  std::map<std::string, std::vector<int64_t>> read_back;
+  bool verified = false;
+  LatencyHistogram send_skew;  // actual minus intended send time
+  AnalysisResult analysis;
+  ExitStatus exit_status = ExitStatus::kPassed;
+  std::string exit_reason;  // one line: why not passed
 };
 
 }  // namespace chaosdrill::reports

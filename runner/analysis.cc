@@ -237,12 +237,16 @@ AnalysisResult Analyze(const AnalysisInput& input) {
   LatencyHistogram measured = LatencyOf(t, begin, end);
   result.p50_ns = measured.ValueAtQuantile(0.5);
   result.p99_ns = measured.ValueAtQuantile(0.99);
-  double budget_requests =
-      input.slo.availability ? (1 - *input.slo.availability) * result.requests : 0;
+  double budget_requests = 0;
+  if (input.slo.error_budget_requests) {
+    budget_requests = *input.slo.error_budget_requests;
+  } else if (input.slo.availability) {
+    budget_requests = (1 - *input.slo.availability) * result.requests;
+  }
   uint64_t bad = result.requests - result.good;
   if (budget_requests > 0) {
     result.error_budget_consumed = bad / budget_requests;
-  } else if (input.slo.availability) {
+  } else if (input.slo.availability || input.slo.error_budget_requests) {
     result.error_budget_consumed = bad > 0 ? std::numeric_limits<double>::infinity() : 0;
   }
 
@@ -298,13 +302,12 @@ AnalysisResult Analyze(const AnalysisInput& input) {
     result.slos.push_back(Verdict("p99", Seconds(*slo.p99_ns), Seconds(result.p99_ns), pass,
                                   "p99 latency above target"));
   }
-  if (slo.error_budget) {
-    bool pass = slo.availability && result.error_budget_consumed <= *slo.error_budget;
+  if (slo.error_budget_max_consumed) {
+    bool pass = result.error_budget_consumed <= *slo.error_budget_max_consumed;
     result.slos.push_back(
-        Verdict("error_budget", absl::StrFormat("%.0f%%", *slo.error_budget * 100),
-                absl::StrFormat("%.1f%%", result.error_budget_consumed * 100), pass,
-                slo.availability ? "error budget burned beyond target"
-                                 : "error_budget needs an availability target"));
+        Verdict("error_budget", absl::StrFormat("%.3g%%", *slo.error_budget_max_consumed * 100),
+                absl::StrFormat("%.3g%%", result.error_budget_consumed * 100), pass,
+                absl::StrCat(bad, " bad requests burned more of the error budget than allowed")));
   }
   for (const SloVerdict& v : result.slos) result.slos_met = result.slos_met && v.pass;
   return result;

@@ -19,7 +19,11 @@ struct SloTargets {
   std::optional<uint64_t> rpo_writes;  // at most this many acknowledged writes lost
   std::optional<double> availability;  // good / requests in the measured window
   std::optional<int64_t> p99_ns;       // p99 latency in the measured window
-  std::optional<double> error_budget;  // at most this share of the budget (needs availability)
+  // Error budget: the bad requests a long-running objective allows (scenario's
+  // slo.error_budget: (1 - objective) x rate x window), and the share of it this drill may
+  // burn. Without it, per-fault budget figures use (1 - availability) x requests.
+  std::optional<double> error_budget_requests;
+  std::optional<double> error_budget_max_consumed;
 };
 
 struct AnalysisInput {

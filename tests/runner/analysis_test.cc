@@ -246,22 +246,35 @@ TEST_CASE("unsorted logs give the same answer as sorted ones", "[runner][analysi
 }
 
 TEST_CASE("availability, p99 and error budget SLO verdicts", "[runner][analysis]") {
+  // Without an explicit budget, per-fault figures use (1 - availability) x requests.
+  Drill plain;
+  plain.in.slo.availability = 0.99;  // budget (1 - 0.99) x 2000 = 20 bad requests
+  CHECK(plain.Fail(10.0, 11.0).Fault("kill", 10.0).Run().faults[0].error_budget_consumed ==
+        Approx(5.0));
+
   Drill d;
-  d.in.slo = {.rto_ns = 2 * kS, .availability = 0.99, .p99_ns = 50 * kMs, .error_budget = 0.5};
-  // 100 bad of 2000 in the measured window: availability 0.95; budget (1-0.99)*2000 = 20.
-  auto r = d.Fail(10.0, 11.0).Fault("kill", 10.0).Run();
-  CHECK(r.availability == Approx(0.95));
-  CHECK(r.error_budget_consumed == Approx(5.0));
-  CHECK(r.faults[0].error_budget_consumed == Approx(5.0));
+  // A 99.9 % objective over 30 days at 100 rps allows 0.001 x 100 x 2,592,000 = 259,200 bad
+  // requests; this drill may burn 0.05 % of that (129.6 requests).
+  d.in.slo = {.rto_ns = 2 * kS,
+              .availability = 0.99,
+              .p99_ns = 50 * kMs,
+              .error_budget_requests = 259'200,
+              .error_budget_max_consumed = 0.0005};
+  // 150 bad of 2000 in the measured window: availability 0.925.
+  auto r = d.Fail(10.0, 11.5).Fault("kill", 10.0).Run();
+  CHECK(r.availability == Approx(0.925));
+  CHECK(r.error_budget_consumed == Approx(150.0 / 259'200));
+  CHECK(r.faults[0].error_budget_consumed == Approx(150.0 / 259'200));
   REQUIRE(r.slos.size() == 4);
   CHECK(r.slos[0].name == "rto[kill]");
   CHECK(r.slos[0].pass);
-  CHECK(r.slos[0].measured == "1s");
+  CHECK(r.slos[0].measured == "1.5s");
   CHECK(r.slos[1].name == "availability");
   CHECK_FALSE(r.slos[1].pass);
   CHECK(r.slos[2].name == "p99");
   CHECK(r.slos[2].pass);
   CHECK(r.slos[3].name == "error_budget");
+  CHECK(r.slos[3].measured == "0.0579%");
   CHECK_FALSE(r.slos[3].pass);
   CHECK_FALSE(r.slos_met);
 }
