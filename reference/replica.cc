@@ -141,7 +141,8 @@ grpc::Status ReplicaImpl::ModelInfer(grpc::ServerContext* context,
 }
 
 absl::Status ReplicaImpl::Start() {
-  RETURN_IF_ERROR(SetDegrade(options_.degrade));
+  ASSIGN_OR_RETURN(DegradeMode initial, ParseDegradeMode(options_.degrade));
+  degrade_.store(static_cast<int>(initial));
   if (options_.threads < 1 || options_.threads > 256) {
     return absl::InvalidArgumentError(
         absl::StrCat("replica threads must be in [1, 256], got ", options_.threads));
