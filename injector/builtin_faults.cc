@@ -7,6 +7,7 @@
 // clang-format off
 #define CHAOSDRILL_BUILTIN_FAULTS(X) \
   X(GpuFaults) /* every gpu.*: RegisterGpuFaults, injector/gpu_kinds.h */ \
+  X(NetemFactory) X(BandwidthFactory) X(PartitionFactory) /* network.* */ \
   /* X(NetemFactory) */
 // clang-format on
 

@@ -1,0 +1,27 @@
+// network.netem: delay, jitter, loss, duplication, corruption, reordering and a rate cap
+// on one interface's egress, as a netem qdisc under chaosdrill's own handle (cd00:),
+// applied through libnl-route (no tc). Needs root and a kernel with sch_netem.
+#pragma once
+
+#include <memory>
+
+#include "injector/fault.h"
+#include "injector/netlink_client.h"
+
+namespace chaosdrill::injector {
+
+class NetemFactory : public FaultFactory {
+ public:
+  const FaultKindInfo& info() const override;
+  PreflightResult Preflight() const override;
+  absl::StatusOr<FaultPtr> Create(const FaultSpec& spec) const override;
+  absl::Status RevertFromRecord(const nlohmann::json& record) const override;
+
+  // Create with an explicit client (tests use a fake).
+  static absl::StatusOr<FaultPtr> CreateWithClient(const FaultSpec& spec,
+                                                   std::unique_ptr<NetlinkClient> client);
+  static absl::Status RevertFromRecordWithClient(const nlohmann::json& record,
+                                                 NetlinkClient& client);
+};
+
+}  // namespace chaosdrill::injector
