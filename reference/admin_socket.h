@@ -1,6 +1,6 @@
 // AdminSocket: a local control channel on a Unix stream socket with a one-line-per-request
 // text protocol. Each line received is passed to the handler and its answer is written
-// back followed by "\n". The replica's handler understands (docs/reference.md):
+// back followed by "\n". The replica's handler understands (docs/reference-inference.md):
 //   degrade <none|wrong-answers|errors|slow>   -> "ok degrade=<mode>" or "error <why>"
 //   status                                      -> "ok ready=<0|1> degrade=<mode> ..."
 // One named thread serves one connection at a time (2 s I/O timeout, at most 64 lines per
