@@ -8,6 +8,8 @@
 #define CHAOSDRILL_BUILTIN_FAULTS(X) \
   X(GpuFaults) /* every gpu.*: RegisterGpuFaults, injector/gpu_kinds.h */ \
   X(NetemFactory) X(BandwidthFactory) X(PartitionFactory) /* network.* */ \
+  X(ProxyLatencyFactory) X(ProxyJitterFactory) X(ProxyBandwidthFactory) /* proxy.* */ \
+  X(ProxyResetFactory) X(ProxyBlackholeFactory) X(ProxySlicerFactory) \
   /* X(NetemFactory) */
 // clang-format on
 
