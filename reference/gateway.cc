@@ -15,6 +15,7 @@
 #include "inference/grpc_predict_v2.grpc.pb.h"
 #include "reference/gateway_replica_pool.h"
 #include "reference/gateway_retry_budget.h"
+#include "reference/gateway_session_metrics.h"
 #include "reference/health_checker.h"
 #include "reference/metrics.h"
 #include "reference/metrics_http_server.h"
@@ -29,30 +30,7 @@ namespace {
 using Stub = inference::GRPCInferenceService::Stub;
 using SystemTime = std::chrono::system_clock::time_point;
 
-const char* CodeName(grpc::StatusCode code) {
-  switch (code) {
-    case grpc::StatusCode::OK:
-      return "OK";
-    case grpc::StatusCode::CANCELLED:
-      return "CANCELLED";
-    case grpc::StatusCode::UNKNOWN:
-      return "UNKNOWN";
-    case grpc::StatusCode::INVALID_ARGUMENT:
-      return "INVALID_ARGUMENT";
-    case grpc::StatusCode::DEADLINE_EXCEEDED:
-      return "DEADLINE_EXCEEDED";
-    case grpc::StatusCode::NOT_FOUND:
-      return "NOT_FOUND";
-    case grpc::StatusCode::RESOURCE_EXHAUSTED:
-      return "RESOURCE_EXHAUSTED";
-    case grpc::StatusCode::UNAVAILABLE:
-      return "UNAVAILABLE";
-    case grpc::StatusCode::INTERNAL:
-      return "INTERNAL";
-    default:
-      return "OTHER";
-  }
-}
+const char* CodeName(grpc::StatusCode code) { return GrpcCodeName(code); }
 
 absl::Status ValidateOptions(const GatewayOptions& o) {
   if (o.replicas.empty()) return absl::InvalidArgumentError("gateway needs at least one replica");
@@ -116,6 +94,9 @@ void DescribeMetrics(Metrics& m) {
              "The latest detection time, by replica and by=outlier|health.");
   m.Describe("chaosdrill_gateway_routable_replicas", T::kGauge,
              "Replicas the gateway routes to now.");
+  m.Describe("chaosdrill_gateway_session_requests_total", T::kCounter,
+             "SessionService answers by method and gRPC code; Append with code OK is an "
+             "acknowledged session write.");
 }
 
 }  // namespace
@@ -329,7 +310,12 @@ absl::Status GatewayImpl::Start() {
   int port = 0;
   builder.AddListeningPort(options_.listen, grpc::InsecureServerCredentials(), &port);
   builder.RegisterService(this);
-  if (session_service_ != nullptr) builder.RegisterService(session_service_.get());
+  if (session_service_ != nullptr) {
+    builder.RegisterService(session_service_.get());
+    std::vector<std::unique_ptr<grpc::experimental::ServerInterceptorFactoryInterface>> icpt;
+    icpt.push_back(MakeSessionMetricsInterceptorFactory(metrics_, options_.replication));
+    builder.experimental().SetInterceptorCreators(std::move(icpt));
+  }
   grpc::ResourceQuota quota("gateway");
   quota.SetMaxThreads(options_.threads + 2);
   builder.SetResourceQuota(quota);

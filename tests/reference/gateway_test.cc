@@ -18,6 +18,7 @@
 
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_split.h"
+#include "chaosdrill/reference/v1/session.grpc.pb.h"
 #include "reference/metrics.h"
 #include "reference/replica.h"
 #include "reference/tiny_mlp.h"
@@ -312,6 +313,30 @@ TEST_CASE("gateway /metrics endpoint serves parseable Prometheus text", "[refere
         std::string::npos);
   CHECK(body.find("chaosdrill_gateway_routable_replicas 1") != std::string::npos);
   CHECK(HttpGet((*gateway)->metrics_address(), "/other").rfind("HTTP/1.0 404", 0) == 0);
+}
+
+TEST_CASE("gateway hosts the session service and counts its answers", "[reference]") {
+  // A sentinel address nothing listens on: the service connects lazily, so the gateway
+  // starts, and an Append fails UNAVAILABLE (never a false ack) and is counted.
+  InProcessReplicas r(1);
+  GatewayOptions options = FastGateway(r.addresses);
+  options.store_sentinels = {"127.0.0.1:1"};
+  auto gateway = Gateway::Start(options);
+  REQUIRE(gateway.ok());
+  auto stub = chaosdrill::reference::v1::SessionService::NewStub(
+      grpc::CreateChannel((*gateway)->address(), grpc::InsecureChannelCredentials()));
+  grpc::ClientContext ctx;
+  ctx.set_deadline(std::chrono::system_clock::now() + std::chrono::seconds(20));
+  chaosdrill::reference::v1::AppendRequest req;
+  req.set_session("s1");
+  req.set_seq(1);
+  req.set_payload("x");
+  chaosdrill::reference::v1::AppendResponse resp;
+  grpc::Status s = stub->Append(&ctx, req, &resp);
+  CHECK(s.error_code() == grpc::StatusCode::UNAVAILABLE);
+  CHECK((*gateway)->metrics().Value(
+            "chaosdrill_gateway_session_requests_total",
+            {{"method", "Append"}, {"code", "UNAVAILABLE"}, {"replication", "async"}}) == 1);
 }
 
 }  // namespace
