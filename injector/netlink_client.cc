@@ -145,10 +145,12 @@ class RealNetlinkClient : public NetlinkClient {
       int err = rtnl_tc_set_kind(tc, "netem");
       if (err < 0) return NlStatus("preparing netem", err);
       FillNetem(q.get(), *netem);
-      if (netem->rate_bytes_per_s == 0) return Ack(rtnl_qdisc_add(sock, q.get(), flags));
-      // libnl has no setter for TCA_NETEM_RATE: build the request and append it. netem
-      // reads its nested attributes from the tail of TCA_OPTIONS, which libnl makes the
-      // last attribute, so the attribute is appended and TCA_OPTIONS grown to cover it.
+      // libnl (3.7) builds TCA_OPTIONS as netem wants it (struct tc_netem_qopt followed by
+      // nested attributes, the attribute's length spanning them) but then also adds their
+      // size to nlmsg_len a second time, leaving zero padding after the message's real
+      // end. The request is therefore built here, cut back to the end of TCA_OPTIONS (the
+      // last attribute), and TCA_NETEM_RATE, for which libnl has no setter, appended
+      // inside it.
       nl_msg* raw = nullptr;
       err = rtnl_qdisc_build_add_request(q.get(), flags, &raw);
       if (err < 0) return NlStatus("building the netem request", err);
@@ -156,15 +158,21 @@ class RealNetlinkClient : public NetlinkClient {
       nlmsghdr* nlh = nlmsg_hdr(raw);
       nlattr* options = FindAttr(nlh, TCA_OPTIONS);
       if (options == nullptr) return absl::InternalError("netem request has no TCA_OPTIONS");
-      const uint32_t before = nlh->nlmsg_len;
-      tc_netem_rate rate{};
-      rate.rate = static_cast<uint32_t>(std::min<uint64_t>(netem->rate_bytes_per_s, UINT32_MAX));
-      if (nla_put(raw, TCA_NETEM_RATE, sizeof rate, &rate) < 0) {
-        return absl::ResourceExhaustedError("netem request too large");
+      nlh->nlmsg_len =
+          static_cast<uint32_t>(reinterpret_cast<char*>(options) + NLA_ALIGN(options->nla_len) -
+                                reinterpret_cast<char*>(nlh));
+      if (netem->rate_bytes_per_s > 0) {
+        tc_netem_rate rate{};
+        rate.rate = static_cast<uint32_t>(std::min<uint64_t>(netem->rate_bytes_per_s, UINT32_MAX));
+        const uint32_t before = nlh->nlmsg_len;
+        if (nla_put(raw, TCA_NETEM_RATE, sizeof rate, &rate) < 0) {
+          return absl::ResourceExhaustedError("netem request too large");
+        }
+        nlh = nlmsg_hdr(raw);
+        options = FindAttr(nlh, TCA_OPTIONS);  // the buffer may have moved
+        options->nla_len =
+            static_cast<uint16_t>(NLA_ALIGN(options->nla_len) + (nlh->nlmsg_len - before));
       }
-      nlh = nlmsg_hdr(raw);
-      options = FindAttr(nlh, TCA_OPTIONS);  // the buffer may have moved
-      options->nla_len = static_cast<uint16_t>(options->nla_len + (nlh->nlmsg_len - before));
       err = nl_send_auto_complete(sock, raw);
       if (err < 0) return NlStatus("sending the netem request", err);
       return Ack(nl_wait_for_ack(sock));

@@ -493,6 +493,7 @@ TEST_CASE("netem delay 50ms adds 50ms to UDP and TCP round trips over a veth",
   const double udp_before = UdpRttMs(net, 20);
   int listener = Listen(net, 8081);
   double tcp_before = 0, tcp_with = 0;
+  REQUIRE(TcpConnects(net, 8081, 5'000));  // warm-up: neighbour resolution, caches
   REQUIRE(TcpConnects(net, 8081, 5'000, &tcp_before));
   FaultPtr f = MustCreate(Spec("network.netem", {{"interface", "veth0"}, {"delay", "50ms"}}));
   absl::Status st = net.In(net.a(), [&] { return f->Inject(); });
