@@ -32,7 +32,9 @@ std::string SelfExe() {
 }
 
 // Reads lines until one parses as a JSON object; an {"event":"error"} becomes *error.
-bool ReadEvent(HelperProcess& helper, int timeout_ms, json* event, GpuError* error) {
+}  // namespace
+
+bool ReadGpuHelperEvent(HelperProcess& helper, int timeout_ms, json* event, GpuError* error) {
   int64_t deadline = NowMs() + timeout_ms;
   for (;;) {
     std::string line, why;
@@ -53,16 +55,14 @@ bool ReadEvent(HelperProcess& helper, int timeout_ms, json* event, GpuError* err
   }
 }
 
-std::unique_ptr<HelperProcess> SpawnHelper(const std::string& helper, std::vector<std::string> args,
-                                           GpuError* error) {
+std::unique_ptr<HelperProcess> SpawnGpuHelper(const std::string& helper,
+                                              std::vector<std::string> args, GpuError* error) {
   args.insert(args.begin(), helper);
   std::string why;
   auto child = HelperProcess::Spawn({.argv = std::move(args)}, &why);
   if (!child) *error = {"spawn", "starting " + helper + ": " + why};
   return child;
 }
-
-}  // namespace
 
 std::string FindGpuHelper(GpuError* error) {
   std::vector<std::string> candidates;
@@ -87,10 +87,10 @@ std::string FindGpuHelper(GpuError* error) {
 
 bool ProbeGpu(const std::string& helper, int device, GpuInfo* info, GpuError* error,
               int timeout_ms) {
-  auto child = SpawnHelper(helper, {"probe", "--device", std::to_string(device)}, error);
+  auto child = SpawnGpuHelper(helper, {"probe", "--device", std::to_string(device)}, error);
   if (!child) return false;
   json j;
-  if (!ReadEvent(*child, timeout_ms, &j, error)) return false;
+  if (!ReadGpuHelperEvent(*child, timeout_ms, &j, error)) return false;
   info->count = j.value("count", 0);
   info->device = j.value("device", device);
   info->name = j.value("name", "");
@@ -138,14 +138,14 @@ std::unique_ptr<HelperProcess> StartMemoryHold(const std::string& helper,
   }
   report->target_free = target;
   auto child =
-      SpawnHelper(helper,
-                  {"hold", "--device", std::to_string(options.device), "--chunk",
-                   std::to_string(options.chunk), "--ramp-ms", std::to_string(options.ramp_ms),
-                   "--tolerance", std::to_string(report->tolerance)},
-                  error);
+      SpawnGpuHelper(helper,
+                     {"hold", "--device", std::to_string(options.device), "--chunk",
+                      std::to_string(options.chunk), "--ramp-ms", std::to_string(options.ramp_ms),
+                      "--tolerance", std::to_string(report->tolerance)},
+                     error);
   if (!child) return nullptr;
   json context;
-  if (!ReadEvent(*child, 60'000, &context, error)) return nullptr;
+  if (!ReadGpuHelperEvent(*child, 60'000, &context, error)) return nullptr;
   // The holder sees free memory with its own context taken; an observer has one more
   // context (its own). Measure the holder's context from outside to aim at what an
   // observer will read.
@@ -158,7 +158,7 @@ std::unique_ptr<HelperProcess> StartMemoryHold(const std::string& helper,
     return nullptr;
   }
   json ready;
-  if (!ReadEvent(*child, static_cast<int>(options.ramp_ms + 300'000), &ready, error)) {
+  if (!ReadGpuHelperEvent(*child, static_cast<int>(options.ramp_ms + 300'000), &ready, error)) {
     return nullptr;
   }
   report->held = ready.value("held", uint64_t{0});
@@ -197,7 +197,7 @@ bool WaitForFreeMemory(const std::string& helper, int device, uint64_t min_free,
 std::unique_ptr<HelperProcess> StartComputeBurn(const std::string& helper,
                                                 const BurnOptions& options, BurnReport* report,
                                                 GpuError* error) {
-  auto child = SpawnHelper(
+  auto child = SpawnGpuHelper(
       helper,
       {"burn", "--device", std::to_string(options.device), "--sm-fraction",
        std::to_string(options.sm_fraction), "--duty-cycle", std::to_string(options.duty_cycle),
@@ -205,7 +205,8 @@ std::unique_ptr<HelperProcess> StartComputeBurn(const std::string& helper,
       error);
   if (!child) return nullptr;
   json ready;
-  if (!ReadEvent(*child, static_cast<int>(60'000 + options.period_us / 1000), &ready, error)) {
+  if (!ReadGpuHelperEvent(*child, static_cast<int>(60'000 + options.period_us / 1000), &ready,
+                          error)) {
     return nullptr;
   }
   report->blocks = ready.value("blocks", 0);

@@ -9,7 +9,9 @@
 
 #include <cstdint>
 #include <memory>
+#include <nlohmann/json.hpp>
 #include <string>
+#include <vector>
 
 #include "gpu_faults/helper_process.h"
 
@@ -40,6 +42,14 @@ struct GpuInfo {
 
 bool ProbeGpu(const std::string& helper, int device, GpuInfo* info, GpuError* error,
               int timeout_ms = 60'000);
+
+// Starts the helper with `args` (mode and flags), for modes this header does not wrap
+// ("observe", used by the self-test to measure as a separate process).
+std::unique_ptr<HelperProcess> SpawnGpuHelper(const std::string& helper,
+                                              std::vector<std::string> args, GpuError* error);
+// Reads the helper's next JSON event; an {"event":"error"} line becomes *error.
+bool ReadGpuHelperEvent(HelperProcess& helper, int timeout_ms, nlohmann::json* event,
+                        GpuError* error);
 
 // What memory pressure should leave for other processes, each judged as a separate process
 // with its own CUDA context would read cudaMemGetInfo.
