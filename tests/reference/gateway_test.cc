@@ -286,6 +286,36 @@ TEST_CASE("a replica failing inferences is ejected passively and requests are re
   CHECK((*gateway)->RoutableReplicas() == 2);
 }
 
+TEST_CASE("a slow replica hits the per-try deadline and the request is retried elsewhere",
+          "[reference]") {
+  std::vector<std::unique_ptr<Replica>> replicas;
+  std::vector<std::string> addresses;
+  for (int i = 0; i < 2; ++i) {
+    ReplicaOptions ro;
+    ro.slow_delay_ms = 2000;
+    auto r = Replica::Start(ro);
+    REQUIRE(r.ok());
+    REQUIRE((*r)->WaitReady(20000));
+    addresses.push_back((*r)->address());
+    replicas.push_back(*std::move(r));
+  }
+  GatewayOptions options = FastGateway(addresses);
+  options.deep_probe = false;
+  options.per_try_timeout_ms = 300;
+  auto gateway = Gateway::Start(options);
+  REQUIRE(gateway.ok());
+  REQUIRE((*gateway)->WaitForRoutable(2, 20000));
+  REQUIRE(replicas[0]->SetDegrade("slow").ok());
+  auto stub = Connect((*gateway)->address());
+  int failed = 0;
+  for (int i = 0; i < 10; ++i) failed += !Infer(*stub, GoldenInput(), true, 5000).ok();
+  Metrics& m = (*gateway)->metrics();
+  CHECK(failed == 0);
+  CHECK(m.Value("chaosdrill_gateway_replica_requests_total",
+                {{"replica", addresses[0]}, {"code", "DEADLINE_EXCEEDED"}}) >= 1);
+  CHECK(m.Value("chaosdrill_gateway_ejections_total", {{"replica", addresses[0]}}) == 1);
+}
+
 TEST_CASE("gateway /metrics endpoint serves parseable Prometheus text", "[reference]") {
   InProcessReplicas r(1);
   auto gateway = Gateway::Start(FastGateway(r.addresses));
