@@ -81,3 +81,34 @@ TEST_CASE("without LD_PRELOAD the control file changes nothing", "[gpu]") {
 
 }  // namespace
 }  // namespace chaosdrill::gpu
+
+namespace chaosdrill::gpu {
+namespace {
+
+// The same over the real libcudart.so.13 of the toolkit: without a device its cudaMalloc
+// fails on its own (no driver), which proves the call reached the real runtime through
+// dlsym(RTLD_NEXT) past the interposer; with the control file on, the interposer answers
+// first with the chosen error.
+TEST_CASE("preloaded interposer sits in front of the real libcudart", "[gpu]") {
+  testing::TempDir dir;
+  SpawnOptions options{.argv = {REAL_CUDA_VICTIM},
+                       .env = {"CHAOSDRILL_CUDA_FAULT_CONTROL=" + dir.path() + "/control",
+                               "CHAOSDRILL_CUDA_FAULT_RECHECK_MS=0",
+                               std::string("LD_PRELOAD=") + CUDA_FAULT_PRELOAD}};
+  std::string error;
+  auto victim = HelperProcess::Spawn(options, &error);
+  INFO(error);
+  REQUIRE(victim != nullptr);
+  Answer real = Ask(*victim, 1);
+  WriteControl(dir, 1.0);
+  Answer injected = Ask(*victim, 3);
+  CHECK(injected.failures == 3);
+  CHECK(injected.last_error == 2);
+  std::filesystem::remove(dir.path() + "/control");
+  Answer after = Ask(*victim, 1);
+  CHECK(after.last_error == real.last_error);  // the runtime's own answer again
+  REQUIRE(victim->WriteLine("quit"));
+}
+
+}  // namespace
+}  // namespace chaosdrill::gpu
