@@ -2,6 +2,8 @@
 // kernel on sm_fraction of the SMs for duty_cycle of every period (a noisy neighbour).
 // Inject returns once the first spin kernel has run; Revert SIGKILLs the child's group and
 // reaps it (a dead process's kernels stop with its context).
+// Unlike most faults, destroying the object kills the child (as the owner's death does):
+// a GPU load never outlives the process that holds the Fault.
 #pragma once
 
 #include <memory>

@@ -2,6 +2,8 @@
 // EOF watch) cudaMallocs chunks until other processes see the target level, verified with
 // cudaMemGetInfo before Inject returns. Revert SIGKILLs the group (the driver frees a dead
 // process's memory) and verifies with a fresh probe that the memory is back.
+// Unlike most faults, destroying the object kills the child (as the owner's death does):
+// a GPU load never outlives the process that holds the Fault.
 #pragma once
 
 #include <memory>
