@@ -53,8 +53,15 @@ absl::StatusOr<std::unique_ptr<LocalAgent>> LocalAgent::Start(const LocalAgentOp
   if (::mkdtemp(tmpl.data()) == nullptr) return ErrnoStatus("creating private agent directory");
   agent->dir_ = tmpl;  // mkdtemp: mode 0700
   agent->socket_path_ = agent->dir_ + "/agent.sock";
-  std::string config = absl::StrCat(
-      "listen:\n  unix: ", YamlQuote(agent->socket_path_), "\n", "audit_log: ",
+  std::string config = absl::StrCat("listen:\n  unix: ", YamlQuote(agent->socket_path_), "\n");
+  if (!options.tcp_listen.empty()) {
+    absl::StrAppend(&config, "  tcp: ", YamlQuote(options.tcp_listen),
+                    "\ntls:\n  ca: ", YamlQuote(options.tls_ca),
+                    "\n  cert: ", YamlQuote(options.tls_cert),
+                    "\n  key: ", YamlQuote(options.tls_key), "\n");
+  }
+  absl::StrAppend(
+      &config, "audit_log: ",
       YamlQuote(options.audit_log.empty() ? agent->dir_ + "/audit.jsonl" : options.audit_log),
       "\n");
   if (!options.journal.empty())
@@ -112,6 +119,12 @@ absl::StatusOr<std::unique_ptr<LocalAgent>> LocalAgent::Start(const LocalAgentOp
         absl::StrCat("local agent (", argv[0], ") did not become ready within ",
                      absl::FormatDuration(options.start_timeout), st.ok() ? "" : ": ", st.message(),
                      "; its log is on stderr, its audit log in ", agent->dir_));
+  }
+  if (size_t at = line.find("tcp_port="); at != std::string::npos) {
+    agent->tcp_port_ = std::atoi(line.c_str() + at + 9);
+  }
+  if (size_t at = line.find("metrics_port="); at != std::string::npos) {
+    agent->metrics_port_ = std::atoi(line.c_str() + at + 13);
   }
   return agent;
 }

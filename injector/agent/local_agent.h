@@ -25,6 +25,10 @@ struct LocalAgentOptions {
   std::string extra_config;
   std::string journal;    // empty: RevertJournal::DefaultPath()
   std::string audit_log;  // empty: <private dir>/audit.jsonl
+  // Also listen on TCP (mutual TLS; all three files required), e.g. "127.0.0.1:0" in tests
+  // and benchmarks; tcp_port() tells the bound port.
+  std::string tcp_listen;
+  std::string tls_ca, tls_cert, tls_key;
   absl::Duration start_timeout = absl::Seconds(20);
 };
 
@@ -40,6 +44,8 @@ class LocalAgent {
   absl::Status Stop(absl::Duration timeout = absl::Seconds(20));
 
   pid_t pid() const { return pid_; }
+  int tcp_port() const { return tcp_port_; }
+  int metrics_port() const { return metrics_port_; }  // when extra_config sets metrics_listen
   const std::string& socket_path() const { return socket_path_; }
   const std::string& dir() const { return dir_; }
   AgentEndpoint endpoint() const { return AgentEndpoint{.unix_path = socket_path_}; }
@@ -52,6 +58,8 @@ class LocalAgent {
   std::string dir_;
   std::string socket_path_;
   pid_t pid_ = -1;
+  int tcp_port_ = 0;
+  int metrics_port_ = 0;
 };
 
 }  // namespace chaosdrill::agent
