@@ -12,6 +12,8 @@ namespace chaosdrill::cli {
 namespace {
 
 constexpr Command kCommands[] = {
+    {"reference", "Run the reference inference service: up, down, status, replica, gateway",
+     &ReferenceCommand},
     {"validate", "Check scenario files: schema, values, fault parameters (exit 2 if invalid)",
      &ValidateCommand},
     {"version", "Print version, git commit, build type and whether CUDA is built in",
