@@ -34,6 +34,10 @@ std::span<const Command> Commands();
 std::optional<int> ParseArgs(CLI::App& app, int argc, char** argv);
 
 int ReferenceCommand(int argc, char** argv);
+int DoctorCommand(int argc, char** argv);
+int FaultsCommand(int argc, char** argv);
+int InjectCommand(int argc, char** argv);
+int RevertCommand(int argc, char** argv);
 int ValidateCommand(int argc, char** argv);
 int VersionCommand(int argc, char** argv);
 

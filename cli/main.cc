@@ -14,6 +14,13 @@ namespace {
 constexpr Command kCommands[] = {
     {"reference", "Run the reference inference service: up, down, status, replica, gateway",
      &ReferenceCommand},
+    {"doctor", "Which fault kinds this node can apply, and what is missing for the others",
+     &DoctorCommand},
+    {"faults", "List fault kinds and their parameters", &FaultsCommand},
+    {"inject", "Apply one fault, hold it for a duration or until Ctrl-C, revert it",
+     &InjectCommand},
+    {"revert", "Undo faults left in the revert journal by a crashed inject or agent",
+     &RevertCommand},
     {"validate", "Check scenario files: schema, values, fault parameters (exit 2 if invalid)",
      &ValidateCommand},
     {"version", "Print version, git commit, build type and whether CUDA is built in",

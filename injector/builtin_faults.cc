@@ -8,6 +8,10 @@
 #define CHAOSDRILL_BUILTIN_FAULTS(X) \
   X(GpuFaults) /* every gpu.*: RegisterGpuFaults, injector/gpu_kinds.h */ \
   X(NetemFactory) X(BandwidthFactory) X(PartitionFactory) /* network.* */ \
+  X(ProcessKillFactory) \
+  X(ProcessPauseFactory) \
+  X(StressCpuFactory) \
+  X(StressMemoryFactory) \
   X(ProxyLatencyFactory) X(ProxyJitterFactory) X(ProxyBandwidthFactory) /* proxy.* */ \
   X(ProxyResetFactory) X(ProxyBlackholeFactory) X(ProxySlicerFactory) \
   /* X(NetemFactory) */

@@ -25,6 +25,12 @@ class Fault {
   Fault& operator=(const Fault&) = delete;
   virtual ~Fault() = default;
 
+  // Resolves what Inject() will touch (target pids, ...) without changing anything, so
+  // that RevertRecord() names it before Inject() runs and the owner can journal it first
+  // (JournaledFault calls Prepare, journals, then Injects). Kinds whose targets are fixed
+  // by the spec need not override it. Inject() must also work without a Prepare() call.
+  virtual absl::Status Prepare() { return absl::OkStatus(); }
+
   // Applies the fault. On error nothing of it is left applied (a partial application is
   // rolled back before returning).
   virtual absl::Status Inject() = 0;
