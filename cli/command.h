@@ -33,6 +33,7 @@ std::span<const Command> Commands();
 // with a pointer to --help and returns kExitUsage; returns nullopt when parsing succeeded.
 std::optional<int> ParseArgs(CLI::App& app, int argc, char** argv);
 
+int AgentCommand(int argc, char** argv);
 int ReferenceCommand(int argc, char** argv);
 int DoctorCommand(int argc, char** argv);
 int FaultsCommand(int argc, char** argv);

@@ -12,6 +12,7 @@ namespace chaosdrill::cli {
 namespace {
 
 constexpr Command kCommands[] = {
+    {"agent", "Node agent: serve, init-pki, halt, resume, list (DESIGN 5)", &AgentCommand},
     {"reference", "Run the reference inference service: up, down, status, replica, gateway",
      &ReferenceCommand},
     {"doctor", "Which fault kinds this node can apply, and what is missing for the others",
