@@ -68,6 +68,7 @@ struct TcpProxy::Pipe {
   int64_t last_release = 0;
   int64_t not_before = 0;  // slicer spacing between chunks
   bool limited = false;    // a bandwidth rule applied on the last write
+  bool starved = false;    // the last write stopped for want of tokens, with data ready
   double tokens = 0;
   int64_t refill_at = 0;
   uint64_t bytes = 0;  // written
@@ -519,7 +520,7 @@ void TcpProxy::Pump(Connection& c, int64_t now) {
     while (readable()) {
       ssize_t n = recv(from, buffer, std::min(sizeof(buffer), kMaxQueued - pipe->queued), 0);
       if (n > 0) {
-        Enqueue(c, *pipe, a, buffer, static_cast<size_t>(n), now);
+        Enqueue(*pipe, a, buffer, static_cast<size_t>(n), now);
       } else if (n == 0) {
         pipe->eof = true;
       } else if (errno == EINTR) {
@@ -531,14 +532,16 @@ void TcpProxy::Pump(Connection& c, int64_t now) {
         return;
       }
     }
-    can_read[i] = readable();
     if (a.blackhole[i]) pipe->blocked = false;  // not writing: do not wait for EPOLLOUT
     if (!a.blackhole[i] && c.connected) {
-      if (!WritePipe(c, *pipe, to, a, now)) {
+      if (!WritePipe(*pipe, to, a, now)) {
         Close(c, /*abort=*/true);
         return;
       }
     }
+    // After the write: a full queue that the write drained must ask for EPOLLIN again,
+    // or nothing would ever wake the loop for it.
+    can_read[i] = readable();
     if (pipe->eof && pipe->queue.empty() && !pipe->shut && c.connected) {
       shutdown(to, SHUT_WR);
       pipe->shut = true;
@@ -551,9 +554,7 @@ void TcpProxy::Pump(Connection& c, int64_t now) {
   UpdateInterest(c, can_read[0], can_read[1]);
 }
 
-void TcpProxy::Enqueue(Connection& c, Pipe& pipe, const Applied& a, const char* data, size_t n,
-                       int64_t now) {
-  (void)c;
+void TcpProxy::Enqueue(Pipe& pipe, const Applied& a, const char* data, size_t n, int64_t now) {
   int i = FlowIndex(pipe.flow);
   int64_t delay = a.latency[i];
   if (a.jitter[i] > 0) {
@@ -573,8 +574,7 @@ void TcpProxy::Enqueue(Connection& c, Pipe& pipe, const Applied& a, const char* 
   pipe.queue.push_back(std::move(chunk));
 }
 
-bool TcpProxy::WritePipe(Connection& c, Pipe& pipe, int to, const Applied& a, int64_t now) {
-  (void)c;
+bool TcpProxy::WritePipe(Pipe& pipe, int to, const Applied& a, int64_t now) {
   int i = FlowIndex(pipe.flow);
   double rate = a.rate[i];
   double burst = std::max(rate * 0.02, 1.0);  // 20 ms worth of bytes
@@ -584,13 +584,18 @@ bool TcpProxy::WritePipe(Connection& c, Pipe& pipe, int to, const Applied& a, in
       pipe.tokens = 0;
       pipe.refill_at = now;
     }
+    // An idle pipe may save up one burst. A pipe that was waiting for tokens with data
+    // ready keeps everything it earned while the loop was late (a loaded machine wakes
+    // us tens of ms late), up to a second's worth, so the long-run rate holds.
+    double cap = pipe.starved ? std::max(rate, burst) : burst;
     pipe.tokens = std::min(
-        burst, pipe.tokens + rate * static_cast<double>(now - pipe.refill_at) / kNanosPerSecond);
+        cap, pipe.tokens + rate * static_cast<double>(now - pipe.refill_at) / kNanosPerSecond);
     pipe.refill_at = now;
   } else {
     pipe.limited = false;
   }
   pipe.blocked = false;
+  pipe.starved = false;
   while (!pipe.queue.empty()) {
     Chunk& chunk = pipe.queue.front();
     int64_t ready_at = std::max(chunk.release, pipe.not_before);
@@ -614,6 +619,7 @@ bool TcpProxy::WritePipe(Connection& c, Pipe& pipe, int to, const Applied& a, in
     }
     if (pipe.limited) {
       if (pipe.tokens < 1) {
+        pipe.starved = true;
         double need = std::min(static_cast<double>(want), std::max(burst / 4, 1.0));
         NoteDeadline(
             now + static_cast<int64_t>(std::ceil((need - pipe.tokens) / rate * kNanosPerSecond)));

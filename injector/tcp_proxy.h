@@ -100,9 +100,8 @@ class TcpProxy {
   void PumpAll(int64_t now);
   void Pump(Connection& c, int64_t now);
   Applied Evaluate(Connection& c, int64_t now);
-  void Enqueue(Connection& c, Pipe& pipe, const Applied& a, const char* data, size_t n,
-               int64_t now);
-  bool WritePipe(Connection& c, Pipe& pipe, int to, const Applied& a, int64_t now);
+  void Enqueue(Pipe& pipe, const Applied& a, const char* data, size_t n, int64_t now);
+  bool WritePipe(Pipe& pipe, int to, const Applied& a, int64_t now);
   void UpdateInterest(Connection& c, bool up_can_read, bool down_can_read);
   void SetInterest(Connection& c, bool upstream_side, uint32_t desired);
   void NoteDeadline(int64_t deadline);

@@ -350,6 +350,42 @@ TEST_CASE("proxy.bandwidth limits a bulk transfer to the rate within 10%", "[pro
   CHECK(rate <= 1.1e6);
 }
 
+TEST_CASE("a pass-through proxy carries a bulk echo in both directions at once", "[proxy]") {
+  // Both directions fill the proxy's queues: a stall in re-arming reads after a full
+  // queue drains shows up here as a read timeout.
+  constexpr size_t kBytes = 16 << 20;
+  TestServer server;
+  int port = FreePort();
+  Applied pass(
+      MakeFault("proxy.latency",
+                {{"listen", Loopback(port)}, {"upstream", server.address()}, {"latency", "0"}}));
+  Client client(port, 20'000);
+  REQUIRE(client.connected());
+  auto start = Clock::now();
+  std::thread writer([&] {
+    std::string block(65536, 0);
+    for (size_t sent = 0; sent < kBytes; sent += block.size()) {
+      for (size_t i = 0; i < block.size(); ++i) block[i] = TestServer::PatternByte(sent + i);
+      if (!client.Send(block)) return;
+    }
+  });
+  std::string buf(65536, 0);
+  size_t total = 0;
+  bool intact = true;
+  while (total < kBytes) {
+    ssize_t n = recv(client.fd(), buf.data(), buf.size(), 0);
+    if (n <= 0) break;
+    for (ssize_t i = 0; i < n && intact; ++i) intact = buf[i] == TestServer::PatternByte(total + i);
+    total += n;
+  }
+  writer.join();
+  double seconds = MillisSince(start) / 1000;
+  std::printf("pass-through proxy: echoed %zu bytes in %.2f s (%.0f MB/s each way)\n", total,
+              seconds, total / seconds / 1e6);
+  CHECK(total == kBytes);
+  CHECK(intact);
+}
+
 TEST_CASE("proxy.reset resets new connections with RST", "[proxy]") {
   TestServer server;
   int port = FreePort();
