@@ -211,7 +211,7 @@ TEST_CASE("SIGKILL of a replica under load: ejected, clients keep succeeding, re
   CHECK(detections >= 1);
   CHECK(wrong == 0);
   CHECK(failed <= 5);  // retries on another replica absorb the kill (0 seen in practice)
-  CHECK(ok >= 800);
+  CHECK(ok >= 300);  // the load really ran (about 1200 on an idle box)
   CHECK(ReplicaOk(**gateway, victim) > victim_ok_while_dead);  // traffic came back
 }
 
