@@ -2,6 +2,7 @@
 
 #include "absl/strings/str_cat.h"
 #include "reference/tiny_mlp.h"
+#include "reference/tiny_mlp_cuda.h"
 
 namespace chaosdrill::reference {
 
@@ -17,9 +18,9 @@ absl::StatusOr<std::unique_ptr<Model>> CreateModel(const ModelOptions& options) 
     return std::unique_ptr<Model>(std::move(*model));
   }
   if (options.device == "cuda") {
-    // Hook for the CUDA backend (reference/tiny_mlp_cuda.*): built only with the toolkit.
-    return absl::UnimplementedError(
-        "device cuda: this build has no CUDA tiny-mlp backend yet (use --device cpu)");
+    // reference/tiny_mlp_cuda.h; Unimplemented in a build without the CUDA toolkit,
+    // FailedPrecondition without a device.
+    return CreateTinyMlpCuda(mlp);
   }
   return absl::InvalidArgumentError(
       absl::StrCat("unknown device '", options.device, "' (valid: cpu, cuda)"));

@@ -120,5 +120,26 @@ TEST_CASE("replica degrade mode switches through the admin socket", "[reference]
         absl::StatusCode::kUnavailable);  // socket removed with the replica
 }
 
+TEST_CASE("replica on --device cuda serves the golden output or says why it cannot",
+          "[reference][cuda]") {
+  ReplicaOptions options;
+  options.device = "cuda";
+  auto replica = Replica::Start(options);
+  if (!replica.ok()) {
+    // No toolkit in this build (Unimplemented) or no device (FailedPrecondition).
+    INFO(replica.status().ToString());
+    CHECK((replica.status().code() == absl::StatusCode::kUnimplemented ||
+           replica.status().code() == absl::StatusCode::kFailedPrecondition));
+    CHECK_FALSE(replica.status().message().empty());
+    chaosdrill::testing::SkipUnless(false, "no CUDA device: " + replica.status().ToString());
+    return;
+  }
+  REQUIRE((*replica)->WaitReady(60000));
+  auto stub = Connect((*replica)->address());
+  auto out = Infer(*stub, Golden(true));
+  REQUIRE(out.ok());
+  CHECK(MatchesGolden(*out, Golden(false)));
+}
+
 }  // namespace
 }  // namespace chaosdrill::reference
