@@ -85,12 +85,19 @@ void HealthChecker::StartProbe(int i) {
             [this, i, probe](grpc::Status status) {
               if (!status.ok()) {
                 return FinishProbe(
-                    i, false, absl::StrCat("golden inference failed: ", status.error_message()));
+                    i, false,
+                    absl::StrCat("golden inference failed: ", status.error_message(),
+                                 status.error_code() == grpc::StatusCode::INVALID_ARGUMENT
+                                     ? " (do the gateway's model width/depth/seed match the "
+                                       "replicas'?)"
+                                     : ""));
               }
               absl::StatusOr<std::vector<float>> out = DecodeOutput(probe->infer_response);
               if (!out.ok()) return FinishProbe(i, false, std::string(out.status().message()));
               if (!MatchesGolden(*out, options_.golden_output)) {
-                return FinishProbe(i, false, "golden inference returned a wrong answer");
+                return FinishProbe(i, false,
+                                   "golden inference returned a wrong answer (or the gateway's "
+                                   "model seed differs from the replica's)");
               }
               FinishProbe(i, true, "");
             });
