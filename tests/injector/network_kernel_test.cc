@@ -8,6 +8,7 @@
 #include <arpa/inet.h>
 #include <netinet/in.h>
 #include <poll.h>
+#include <signal.h>
 #include <sys/socket.h>
 #include <sys/wait.h>
 
@@ -17,6 +18,7 @@
 #include <chrono>
 #include <cmath>
 #include <cstdio>
+#include <functional>
 #include <regex>
 #include <thread>
 
@@ -444,6 +446,74 @@ TEST_CASE("preflight of bandwidth and partition passes as root", "[network][root
     INFO(kind << ": " << pre.reason);
     CHECK(pre.available);
   }
+}
+
+// `chaosdrill inject` run inside namespace A as a child, SIGKILLed once it says "applied",
+// then `chaosdrill revert` in a fresh process: the witnesses must be back to baseline.
+void CrashThenRevert(const NetnsPair& net, const std::vector<std::string>& inject_args,
+                     const std::function<std::string()>& witness) {
+  chaosdrill::testing::TempDir dir;
+  const std::string journal = dir.path() + "/journal";
+  const std::string baseline = witness();
+  std::vector<std::string> argv = {testing::ToolPath("ip"),     "netns", "exec", net.a(),
+                                   testing::ChaosdrillBinary(), "inject"};
+  argv.insert(argv.end(), inject_args.begin(), inject_args.end());
+  for (const char* a : {"--duration", "5m", "--journal"}) argv.push_back(a);
+  argv.push_back(journal);
+  int out[2];
+  REQUIRE(pipe2(out, O_CLOEXEC) == 0);
+  pid_t pid = fork();
+  REQUIRE(pid >= 0);
+  if (pid == 0) {
+    dup2(out[1], STDOUT_FILENO);
+    dup2(out[1], STDERR_FILENO);
+    std::vector<char*> args;
+    for (const std::string& a : argv) args.push_back(const_cast<char*>(a.c_str()));
+    args.push_back(nullptr);
+    execv(args[0], args.data());
+    _exit(127);
+  }
+  close(out[1]);
+  std::string said;
+  pollfd p{out[0], POLLIN, 0};
+  const auto deadline = Clock::now() + std::chrono::seconds(30);
+  while (!absl::StrContains(said, "applied") && Clock::now() < deadline) {
+    if (poll(&p, 1, 1000) != 1) continue;
+    char buf[512];
+    ssize_t n = read(out[0], buf, sizeof buf);
+    if (n <= 0) break;
+    said.append(buf, static_cast<size_t>(n));
+  }
+  INFO(said);
+  const bool applied = absl::StrContains(said, "applied");
+  const std::string active = witness();
+  kill(pid, SIGKILL);
+  int status = 0;
+  waitpid(pid, &status, 0);
+  close(out[0]);
+  REQUIRE(applied);
+  CHECK(active != baseline);   // the fault was really there
+  CHECK(witness() == active);  // and SIGKILL left it there
+  testing::CommandResult r =
+      net.Exec(net.a(), {testing::ChaosdrillBinary(), "revert", "--journal", journal}, 30'000);
+  INFO(r.out << r.err);
+  CHECK(r.exit_code == 0);
+  CHECK(witness() == baseline);
+}
+
+TEST_CASE("chaosdrill inject of bandwidth and partition, SIGKILLed, is undone by revert",
+          "[network][root][netns][cli]") {
+  SKIP_UNLESS_NETNS();
+  if (testing::SkipUnless(access(testing::ChaosdrillBinary().c_str(), X_OK) == 0,
+                          "build the chaosdrill binary first")) {
+    return;
+  }
+  NetnsPair net;
+  CrashThenRevert(net, {"network.bandwidth", "--set", "interface=veth0", "--set", "rate=8mbit"},
+                  [&] { return net.Qdiscs(net.a()); });
+  if (testing::SkipUnless(!testing::ToolPath("nft").empty(), "needs nft as a witness")) return;
+  CrashThenRevert(net, {"network.partition", "--set", "cidrs=" + net.addr_b()},
+                  [&] { return net.Ruleset(net.a()); });
 }
 
 // Median round trip of `n` UDP echoes A -> B (echo server on B), in milliseconds.
