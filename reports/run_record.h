@@ -33,6 +33,8 @@ struct RequestRecord {
 
   int64_t latency_ns() const { return completed_ns - intended_ns; }  // no coordinated omission
   int64_t service_ns() const { return completed_ns - sent_ns; }
+
+  bool operator==(const RequestRecord&) const = default;
 };
 
 // One session-store append of the RPO writer.
@@ -41,12 +43,16 @@ struct WriteRecord {
   int64_t seq = 0;
   int64_t sent_ns = 0;
   std::optional<int64_t> ack_ns;  // empty: never acknowledged (error or timeout)
+
+  bool operator==(const WriteRecord&) const = default;
 };
 
 struct PhaseTimes {
   int64_t baseline_end_ns = 0;  // faults phase starts here
   int64_t faults_end_ns = 0;    // last fault's scheduled end; recovery phase starts here
   int64_t observe_end_ns = 0;   // end of the recovery phase (the observe limit)
+
+  bool operator==(const PhaseTimes&) const = default;
 };
 
 struct FaultEvent {
@@ -58,6 +64,8 @@ struct FaultEvent {
   std::optional<int64_t> reverted_ns;  // when the agent confirmed it reverted
   bool inject_failed = false;
   std::string error;  // why injection failed
+
+  bool operator==(const FaultEvent&) const = default;
 };
 
 // Results for one fault (DESIGN §7). Durations in nanoseconds.
@@ -75,6 +83,8 @@ struct FaultResult {
   int64_t outage_p50_ns = 0;         // latency of completed requests during the outage
   int64_t outage_p99_ns = 0;
   std::optional<int64_t> recover_after_revert_ns;  // max(0, t_r - revert); faults with a duration
+
+  bool operator==(const FaultResult&) const = default;
 };
 
 struct RpoResult {
@@ -86,6 +96,8 @@ struct RpoResult {
   uint64_t reordered = 0;                // entries read back after a higher seq of the same session
   uint64_t ambiguous = 0;                // unacknowledged writes that did land
   std::vector<WriteRecord> lost_writes;  // the exact entries, for the report
+
+  bool operator==(const RpoResult&) const = default;
 };
 
 struct SloVerdict {
@@ -94,6 +106,8 @@ struct SloVerdict {
   std::string measured;  // "1.84s", "unrecovered", "0.9987"
   bool pass = false;
   std::string reason;  // one line when failing
+
+  bool operator==(const SloVerdict&) const = default;
 };
 
 // A time-stamped happening of the drill: phase changes, fault inject/revert, probe
@@ -103,6 +117,8 @@ struct Event {
   std::string type;   // "phase", "inject", "revert", "inject_failed", "probe", "abort", "error"
   std::string fault;  // fault name, when about one
   std::string message;
+
+  bool operator==(const Event&) const = default;
 };
 
 struct Environment {
@@ -114,6 +130,8 @@ struct Environment {
   std::string gpu;  // "none" or "NVIDIA H100 80GB HBM3 (driver 580.x)"
   std::string chaosdrill_version;
   std::string chaosdrill_commit;
+
+  bool operator==(const Environment&) const = default;
 };
 
 struct AnalysisResult {
@@ -129,6 +147,8 @@ struct AnalysisResult {
   std::optional<RpoResult> rpo;
   std::vector<SloVerdict> slos;
   bool slos_met = true;
+
+  bool operator==(const AnalysisResult&) const = default;
 };
 
 // Exit status of a drill (DESIGN §7).
@@ -157,6 +177,8 @@ struct RunRecord {
   AnalysisResult analysis;
   ExitStatus exit_status = ExitStatus::kPassed;
   std::string exit_reason;  // one line: why not passed
+
+  bool operator==(const RunRecord&) const = default;
 };
 
 }  // namespace chaosdrill::reports
