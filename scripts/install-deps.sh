@@ -21,7 +21,7 @@ packages=(
   # reference service session store
   libhiredis-dev redis-server redis-sentinel
   # interop tests (a second gRPC implementation) and test tooling
-  python3-grpcio python3-protobuf procps
+  python3-grpcio python3-protobuf procps python3-jsonschema
 )
 
 for arg in "$@"; do

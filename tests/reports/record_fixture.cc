@@ -1,0 +1,241 @@
+#include "tests/reports/record_fixture.h"
+
+#include <random>
+
+#include "absl/strings/str_cat.h"
+
+namespace chaosdrill::reports::testing {
+
+RunRecord EmptyRecord() {
+  RunRecord r;
+  r.run_id = "empty-20261123T190500Z-0000";
+  r.scenario_name = "empty";
+  return r;
+}
+
+RunRecord SmallRecord(bool nasty) {
+  RunRecord r;
+  std::string n = nasty ? "<&>\"'" : "";
+  r.run_id = "kill-20261123T190500Z-ab12";
+  r.scenario_name = absl::StrCat("replica-kill", n);
+  r.scenario_file = "scenarios/replica-kill.yaml";
+  r.scenario_source = "apiVersion: chaosdrill/v1\nkind: Scenario\n";
+  r.target = "reference (3 replicas, async)";
+  r.started_unix_ns = 1'795'460'700'000'000'000;  // 2026-11-23T19:05:00Z
+  r.request_interval_ns = 5'000'000;
+  r.write_interval_ns = 20'000'000;
+  r.phases = {.baseline_end_ns = 10'000'000'000,
+              .faults_end_ns = 20'000'000'000,
+              .observe_end_ns = 30'000'000'000};
+  r.environment = {.host = "ci-1",
+                   .kernel = "6.1.0",
+                   .cpu = "Xeon",
+                   .cores = 2,
+                   .memory_bytes = 4ull << 30,
+                   .gpu = "none",
+                   .chaosdrill_version = "0.1.0",
+                   .chaosdrill_commit = "abc123"};
+  r.faults = {{.name = absl::StrCat("kill-one", n),
+               .kind = "process.kill",
+               .target = "replica[0] (pid 4242)",
+               .scheduled_ns = 10'000'000'000,
+               .injected_ns = 10'002'000'000},
+              {.name = "slow-net",
+               .kind = "proxy.latency",
+               .target = "gateway",
+               .scheduled_ns = 15'000'000'000,
+               .injected_ns = 15'001'000'000,
+               .reverted_ns = 20'001'000'000}};
+  r.events = {{.t_ns = 10'002'000'000,
+               .type = "inject",
+               .fault = r.faults[0].name,
+               .message = "killed pid 4242"}};
+  for (int i = 0; i < 20; ++i) {
+    RequestRecord q;
+    q.intended_ns = i * 5'000'000;
+    q.sent_ns = q.intended_ns + 1000;
+    q.completed_ns = q.intended_ns + 2'000'000 + i * 1000;
+    q.code = i == 7 ? 14 : 0;
+    q.flags = i == 9    ? (RequestRecord::kGoldenChecked | RequestRecord::kGoldenMismatch)
+              : i == 11 ? RequestRecord::kTimeout
+                        : 0;
+    if (i == 11) q.code = 4;
+    r.requests.push_back(q);
+  }
+  r.writes = {{.session = "s0", .seq = 1, .sent_ns = 100, .ack_ns = 200},
+              {.session = "s0", .seq = 2, .sent_ns = 300, .ack_ns = std::nullopt}};
+  r.read_back = {{"s0", {1}}};
+  r.verified = true;
+  r.send_skew.Record(1000, 20);
+  AnalysisResult& a = r.analysis;
+  a.requests = 4000;
+  a.good = 3988;
+  a.availability = 0.997;
+  a.good_latency_ns = 50'000'000;
+  a.baseline_p99_ns = 10'000'000;
+  a.p50_ns = 2'000'000;
+  a.p99_ns = 9'500'000;
+  a.faults = {{.name = r.faults[0].name,
+               .impact = true,
+               .impact_ns = 10'000'000'000,
+               .recovered = true,
+               .recovered_ns = 11'842'000'000,
+               .rto_ns = 1'840'000'000,
+               .time_to_impact_ns = 0,
+               .outage_ns = 1'842'000'000,
+               .failed_requests = 12,
+               .error_budget_consumed = 0.5,
+               .outage_p50_ns = 3'000'000,
+               .outage_p99_ns = 40'000'000},
+              {.name = "slow-net",
+               .impact = true,
+               .impact_ns = 15'001'000'000,
+               .recovered = false,
+               .failed_requests = 300,
+               .recover_after_revert_ns = std::nullopt}};
+  a.rpo = RpoResult{.writes = 2,
+                    .acknowledged = 1,
+                    .lost = 1,
+                    .rpo_ns = 20'000'000,
+                    .lost_writes = {{.session = "s0", .seq = 7, .sent_ns = 5, .ack_ns = 9}}};
+  a.slos = {{.name = "rto",
+             .target = "3s",
+             .measured = "unrecovered",
+             .pass = false,
+             .reason = absl::StrCat("fault slow-net did not recover", n)},
+            {.name = "availability", .target = "0.99", .measured = "0.997", .pass = true}};
+  a.slos_met = false;
+  r.exit_status = ExitStatus::kSloFailed;
+  r.exit_reason = "SLO failed: rto: fault slow-net did not recover";
+  return r;
+}
+
+RunRecord SyntheticDrill(const DrillShape& s) {
+  RunRecord r;
+  r.run_id = absl::StrCat("replica-kill-under-load-20261123T19", 10 + s.seed % 50, "00Z-", s.seed);
+  r.scenario_name = "replica-kill-under-load";
+  r.scenario_file = "scenarios/examples/replica-kill-under-load.yaml";
+  r.scenario_source =
+      "apiVersion: chaosdrill/v1\nkind: Scenario\nmetadata: {name: replica-kill-under-load}\n"
+      "target:\n  reference: {replicas: 3, replication: async, device: cpu}\n"
+      "load: {rate: 200, connections: 4, timeout: 2s, golden_every: 10}\n"
+      "writes: {rate: 50, sessions: 8}\nphases: {baseline: 10s, observe: 60s, hold: 5s}\n"
+      "faults:\n  - {name: kill-one, kind: process.kill, at: 10s, target: {role: \"replica[0]\"}}\n"
+      "slo: {rto: 3s, rpo: 0, availability: 0.99}\n";
+  r.target = "reference (3 replicas, async)";
+  r.started_unix_ns = 1'795'460'700'000'000'000 + static_cast<int64_t>(s.seed) * 86'400'000'000'000;
+  r.request_interval_ns = 1'000'000'000 / s.rate;
+  r.write_interval_ns = 20'000'000;
+  r.phases = {.baseline_end_ns = s.baseline_s * 1'000'000'000,
+              .faults_end_ns = (s.baseline_s + 8 * s.faults) * 1'000'000'000,
+              .observe_end_ns = s.duration_s * 1'000'000'000};
+  r.environment = {.host = "drill-host",
+                   .kernel = "6.1.0-27-amd64",
+                   .cpu = "AMD EPYC 7B13",
+                   .cores = 2,
+                   .memory_bytes = 8ull << 30,
+                   .gpu = "none",
+                   .chaosdrill_version = "0.1.0",
+                   .chaosdrill_commit = "8b38c79"};
+  std::mt19937_64 rng(s.seed);
+  std::lognormal_distribution<double> latency_ms(1.0, 0.35);
+  std::vector<std::pair<int64_t, int64_t>> outages;
+  for (int i = 0; i < s.faults; ++i) {
+    int64_t at = (s.baseline_s + 8 * i) * 1'000'000'000;
+    FaultEvent f{.name = i == 0 ? "kill-one" : absl::StrCat("slow-net-", i),
+                 .kind = i == 0 ? "process.kill" : "proxy.latency",
+                 .target = i == 0 ? "replica[0] (pid 4242)" : "gateway",
+                 .scheduled_ns = at,
+                 .injected_ns = at + 3'000'000};
+    if (i != 0) f.reverted_ns = at + 4'000'000'000;
+    outages.push_back({f.injected_ns, f.injected_ns + 1'840'000'000 + i * 300'000'000});
+    r.events.push_back({.t_ns = f.injected_ns,
+                        .type = "inject",
+                        .fault = f.name,
+                        .message = absl::StrCat(f.kind, " on ", f.target)});
+    if (f.reverted_ns) {
+      r.events.push_back(
+          {.t_ns = *f.reverted_ns, .type = "revert", .fault = f.name, .message = "reverted"});
+    }
+    r.faults.push_back(std::move(f));
+  }
+  int64_t count = s.rate * s.duration_s;
+  for (int64_t i = 0; i < count; ++i) {
+    if (s.parity >= 0 && i % 2 != s.parity) {
+      latency_ms(rng);
+      continue;
+    }
+    RequestRecord q;
+    q.intended_ns = s.start_offset_ns + i * r.request_interval_ns;
+    q.sent_ns = q.intended_ns + 20'000;
+    double ms = latency_ms(rng);
+    bool out = false;
+    for (const auto& [from, to] : outages) out |= q.intended_ns >= from && q.intended_ns < to;
+    if (out) {
+      q.code = (i % 3 == 0) ? 4 : 14;
+      if (q.code == 4) {
+        q.flags = RequestRecord::kTimeout;
+        ms = 2000;
+      } else {
+        ms = 0.4;
+      }
+    }
+    if (i % 10 == 0) q.flags |= RequestRecord::kGoldenChecked;
+    q.completed_ns = q.intended_ns + static_cast<int64_t>(ms * 1e6);
+    r.requests.push_back(q);
+    r.send_skew.Record(20'000);
+  }
+  for (int64_t i = 0; i < s.duration_s * 50; ++i) {
+    WriteRecord w{.session = absl::StrCat("s", i % 8),
+                  .seq = i / 8,
+                  .sent_ns = i * 20'000'000,
+                  .ack_ns = i * 20'000'000 + 1'000'000};
+    r.writes.push_back(w);
+    bool lost = i >= 500 && i < 503;
+    if (!lost) r.read_back[w.session].push_back(w.seq);
+  }
+  r.verified = true;
+  AnalysisResult& a = r.analysis;
+  a.requests = static_cast<uint64_t>(count);
+  a.good = a.requests - 400 * s.faults;
+  a.availability = static_cast<double>(a.good) / a.requests;
+  a.good_latency_ns = 25'000'000;
+  a.baseline_p99_ns = 5'000'000;
+  a.p50_ns = 2'700'000;
+  a.p99_ns = 6'100'000;
+  for (size_t i = 0; i < r.faults.size(); ++i) {
+    const auto& [from, to] = outages[i];
+    a.faults.push_back({.name = r.faults[i].name,
+                        .impact = true,
+                        .impact_ns = from,
+                        .recovered = true,
+                        .recovered_ns = to,
+                        .rto_ns = to - r.faults[i].injected_ns,
+                        .time_to_impact_ns = 0,
+                        .outage_ns = to - from,
+                        .failed_requests = 368,
+                        .outage_p50_ns = 400'000,
+                        .outage_p99_ns = 2'000'000'000});
+  }
+  a.rpo = RpoResult{.writes = r.writes.size(),
+                    .acknowledged = r.writes.size(),
+                    .lost = 3,
+                    .rpo_ns = 60'000'000,
+                    .lost_writes = {r.writes[500], r.writes[501], r.writes[502]}};
+  a.slos = {{.name = "rto", .target = "3s", .measured = "1.84s", .pass = true},
+            {.name = "rpo",
+             .target = "0",
+             .measured = "3",
+             .pass = false,
+             .reason = "3 acknowledged writes lost (s4#62, s5#62, s6#62)"},
+            {.name = "availability",
+             .target = "0.99",
+             .measured = std::to_string(a.availability).substr(0, 6),
+             .pass = a.availability >= 0.99}};
+  a.slos_met = false;
+  r.exit_status = ExitStatus::kSloFailed;
+  r.exit_reason = "SLO failed: rpo: 3 acknowledged writes lost";
+  return r;
+}
+
+}  // namespace chaosdrill::reports::testing
