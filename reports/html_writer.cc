@@ -142,7 +142,7 @@ std::string RenderTimelineSvg(const RunRecord& r) {
   std::string labels;
   for (size_t i = 0; i < r.faults.size(); ++i) {
     const FaultEvent& f = r.faults[i];
-    const FaultResult* res = ResultFor(r, f.name);
+    const FaultResult* res = ResultFor(r, i);
     int64_t end = f.reverted_ns.value_or(
         res != nullptr && res->recovered ? res->recovered_ns : r.phases.observe_end_ns);
     double x0 = X(f.injected_ns), x1 = std::max(X(end), x0 + 2);
@@ -337,7 +337,7 @@ std::string RenderHtml(const RunRecord& r) {
                     "<tbody>\n");
     for (size_t i = 0; i < r.faults.size() && i < kMaxRows; ++i) {
       const FaultEvent& f = r.faults[i];
-      const FaultResult* res = ResultFor(r, f.name);
+      const FaultResult* res = ResultFor(r, i);
       bool ok = false;
       std::string outcome = FaultOutcome(r, f, res, &ok);
       std::string impact = "none";

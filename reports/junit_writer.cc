@@ -37,8 +37,9 @@ std::string RenderJunit(const RunRecord& record, const std::string& report_path)
     }
     cases.push_back(std::move(c));
   }
-  for (const FaultEvent& f : record.faults) {
-    const FaultResult* r = ResultFor(record, f.name);
+  for (size_t i = 0; i < record.faults.size(); ++i) {
+    const FaultEvent& f = record.faults[i];
+    const FaultResult* r = ResultFor(record, i);
     bool ok = false;
     std::string outcome = FaultOutcome(record, f, r, &ok);
     Case c{.name = absl::StrCat("fault ", f.name, " ", outcome)};

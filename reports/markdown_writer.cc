@@ -52,7 +52,7 @@ std::string RenderMarkdown(const RunRecord& r, const std::string& links) {
                         " more faults (see the HTML or JSON report).\n");
         break;
       }
-      const FaultResult* res = ResultFor(r, f.name);
+      const FaultResult* res = ResultFor(r, shown - 1);
       bool ok = false;
       std::string outcome = FaultOutcome(r, f, res, &ok);
       std::string rto = f.inject_failed   ? "—"

@@ -160,7 +160,11 @@ std::string VerdictWords(ExitStatus status) {
   return "unknown";
 }
 
-const FaultResult* ResultFor(const RunRecord& record, absl::string_view fault) {
+const FaultResult* ResultFor(const RunRecord& record, size_t index) {
+  const std::string& fault = record.faults.at(index).name;
+  if (index < record.analysis.faults.size() && record.analysis.faults[index].name == fault) {
+    return &record.analysis.faults[index];
+  }
   for (const FaultResult& r : record.analysis.faults) {
     if (r.name == fault) return &r;
   }

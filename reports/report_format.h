@@ -37,7 +37,8 @@ std::string VerdictWords(ExitStatus status);
 // this counts as a pass.
 std::string FaultOutcome(const RunRecord& record, const FaultEvent& fault,
                          const FaultResult* result, bool* ok);
-// The analysis result for a fault event, by name; nullptr when none.
-const FaultResult* ResultFor(const RunRecord& record, absl::string_view fault);
+// The analysis result for record.faults[index], by name; nullptr when none. O(1) when the
+// results are in fault order (as Analyze returns them), a scan otherwise.
+const FaultResult* ResultFor(const RunRecord& record, size_t index);
 
 }  // namespace chaosdrill::reports
