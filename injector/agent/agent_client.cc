@@ -186,6 +186,12 @@ void AgentClient::KeepAliveLoop() {
       if (!stream->Write(req) || !stream->Read(&resp)) break;
       absl::MutexLock lock(&mu_);
       ++renewals_;
+      // The agent says the shortest TTL among our faults (its default when we gave none):
+      // renew at least three times per TTL.
+      if (resp.lease_ttl_ms() > 0) {
+        interval_ = std::min(interval_, std::max(absl::Milliseconds(resp.lease_ttl_ms()) / 3,
+                                                 absl::Milliseconds(50)));
+      }
       absl::Duration interval = interval_;
       absl::Time until = absl::Now() + interval;
       while (!stop_ && absl::Now() < until) cv_.WaitWithDeadline(&mu_, until);

@@ -20,7 +20,7 @@ const char kTestAllowlist[] =
     "allowlist:\n"
     "  kinds: [\"test.*\", \"network.*\"]\n"
     "  processes: [\"sleep\"]\n"
-    "  interfaces: [\"veth*\", \"lo\"]\n";
+    "  interfaces: [\"veth*\", \"lo\", \"d0\"]\n";
 
 Child::Child(const std::vector<std::string>& argv, bool pipe_stdout) {
   int fds[2] = {-1, -1};
@@ -84,7 +84,9 @@ AgentHarness::AgentHarness() {
 
 void AgentHarness::Start(bool tcp, const std::string& extra_config) {
   agent::LocalAgentOptions opts;
-  opts.command = {BinaryPath("tests/agent/agent_test_server"), "agent", "serve"};
+  opts.command = command_prefix;
+  opts.command.insert(opts.command.end(),
+                      {BinaryPath("tests/agent/agent_test_server"), "agent", "serve"});
   opts.extra_config = extra_config.empty() ? kTestAllowlist : extra_config;
   opts.journal = journal;
   opts.audit_log = audit;

@@ -44,6 +44,7 @@ struct AgentHarness {
   std::string journal;
   std::string audit;
   std::unique_ptr<agent::LocalAgent> agent;
+  std::vector<std::string> command_prefix;  // e.g. {"/usr/sbin/ip", "netns", "exec", NS}
 
   AgentHarness();
   // Starts (or restarts) the agent; `tcp` adds a 127.0.0.1:0 mTLS listener.

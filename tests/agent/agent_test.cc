@@ -338,54 +338,6 @@ TEST_CASE("halt reverts everything and blocks injections until resume", "[agent]
   REQUIRE(client->Revert(again->fault_id()).ok());
 }
 
-TEST_CASE(
-    "load: 8 clients x 200 Inject/Revert pairs; all reverted, journal consistent, no "
-    "fd or thread growth",
-    "[agent][slow]") {
-  AgentHarness h;
-  h.Start();
-  std::vector<std::unique_ptr<Child>> sleepers;
-  std::vector<std::unique_ptr<AgentClient>> clients;
-  for (int i = 0; i < 8; ++i) {
-    sleepers.push_back(StartSleeper());
-    clients.push_back(h.UnixClient());
-  }
-  // Warm up each connection once so the baseline includes its steady-state fds.
-  for (int i = 0; i < 8; ++i) {
-    auto r = clients[i]->Inject(Pause(sleepers[i]->pid()));
-    REQUIRE(r.ok());
-    REQUIRE(clients[i]->Revert(r->fault_id()).ok());
-  }
-  std::string proc = absl::StrCat("/proc/", h.agent->pid());
-  int fds_before = CountEntries(proc + "/fd");
-  int threads_before = CountEntries(proc + "/task");
-  std::atomic<int> failures{0};
-  std::vector<std::thread> threads;
-  for (int i = 0; i < 8; ++i) {
-    threads.emplace_back([&, i] {
-      for (int n = 0; n < 200; ++n) {
-        auto r = clients[i]->Inject(Pause(sleepers[i]->pid()));
-        if (!r.ok() || !clients[i]->Revert(r->fault_id()).ok()) ++failures;
-      }
-    });
-  }
-  for (auto& t : threads) t.join();
-  CHECK(failures == 0);
-  for (auto& s : sleepers) CHECK(ProcessState(s->pid()) != 'T');
-  auto list = clients[0]->List();
-  REQUIRE(list.ok());
-  for (const auto& f : list->faults()) CHECK(f.state() != agent::v1::FAULT_STATE_ACTIVE);
-  auto journal = injector::RevertJournal::Open(h.journal);
-  REQUIRE(journal.ok());
-  CHECK((*journal)->OpenEntries()->empty());
-  int fds_after = CountEntries(proc + "/fd");
-  int threads_after = CountEntries(proc + "/task");
-  INFO("fds " << fds_before << " -> " << fds_after << ", threads " << threads_before << " -> "
-              << threads_after);
-  CHECK(fds_after <= fds_before + 2);
-  CHECK(threads_after <= threads_before + 4);  // gRPC's executor may scale a little
-}
-
 TEST_CASE("metrics: Prometheus text on the metrics port counts injections and refusals",
           "[agent]") {
   AgentHarness h;
@@ -432,6 +384,74 @@ TEST_CASE(
   INFO(refused.out << refused.err);
   CHECK(refused.exit_code == 3);
   CHECK_THAT(refused.out, Catch::Contains("UNAUTHENTICATED"));
+}
+
+}  // namespace
+}  // namespace chaosdrill::testing
+
+namespace chaosdrill::testing {
+namespace {
+
+// A network namespace with a veth pair d0/d1 inside it, deleted (with every qdisc in it)
+// on scope exit.
+class TestNetns {
+ public:
+  TestNetns() : name_(absl::StrCat("cdagent", getpid())) {
+    RunCommand({"/usr/sbin/ip", "netns", "del", name_});
+    ok_ = RunCommand({"/usr/sbin/ip", "netns", "add", name_}).exit_code == 0 &&
+          RunCommand({"/usr/sbin/ip", "-n", name_, "link", "add", "d0", "type", "veth", "peer",
+                      "name", "d1"})
+                  .exit_code == 0 &&
+          RunCommand({"/usr/sbin/ip", "-n", name_, "link", "set", "d0", "up"}).exit_code == 0;
+  }
+  ~TestNetns() { RunCommand({"/usr/sbin/ip", "netns", "del", name_}); }
+  TestNetns(const TestNetns&) = delete;
+  TestNetns& operator=(const TestNetns&) = delete;
+  bool ok() const { return ok_; }
+  const std::string& name() const { return name_; }
+  bool HasTbf() const {
+    return RunCommand({"/usr/sbin/tc", "-n", name_, "qdisc", "show", "dev", "d0"})
+               .out.find("tbf") != std::string::npos;
+  }
+
+ private:
+  std::string name_;
+  bool ok_ = false;
+};
+
+TEST_CASE(
+    "lease, kernel witness: tbf in a test netns is gone within TTL + 1 s after its "
+    "client is SIGKILLed or SIGSTOPped (tc)",
+    "[agent][root][netns]") {
+  if (SkipUnless(IsRoot(), "needs root")) return;
+  if (SkipUnless(KernelHasQdisc("tbf"), "kernel lacks sch_tbf")) return;
+  TestNetns ns;
+  if (SkipUnless(ns.ok(), "cannot create a network namespace")) return;
+  AgentHarness h;
+  h.command_prefix = {"/usr/sbin/ip", "netns", "exec", ns.name()};
+  h.Start();
+  const int ttl_ms = 1000;
+  for (int sig : {SIGKILL, SIGSTOP}) {
+    Child client({BinaryPath("tests/agent/agent_test_server"), "client", "--socket",
+                  h.agent->socket_path(), "--ttl-ms", std::to_string(ttl_ms), "--kind",
+                  "network.bandwidth", "--param", "interface=d0", "--param", "rate=1mbit"},
+                 /*pipe_stdout=*/true);
+    std::string line = client.ReadLine(20'000);
+    INFO(line);
+    REQUIRE_THAT(line, Catch::StartsWith("fault "));
+    REQUIRE(ns.HasTbf());
+    absl::SleepFor(absl::Milliseconds(2 * ttl_ms));  // renewed meanwhile
+    REQUIRE(ns.HasTbf());
+    kill(client.pid(), sig);
+    absl::Time start = absl::Now();
+    while (ns.HasTbf() && absl::Now() - start < absl::Seconds(10)) {
+      absl::SleepFor(absl::Milliseconds(20));  // polling tc: there is no event to await
+    }
+    absl::Duration took = absl::Now() - start;
+    INFO(strsignal(sig) << ": tbf gone after " << absl::FormatDuration(took));
+    CHECK_FALSE(ns.HasTbf());
+    CHECK(took <= absl::Milliseconds(ttl_ms + 1000));
+  }
 }
 
 }  // namespace

@@ -1,8 +1,9 @@
 // The agent under test, and a lease-holding client, as one helper binary:
 //   agent_test_server agent serve --config FILE [--ready-fd N]
 //       ServeAgent() exactly as `chaosdrill agent serve`, with "test.pause" registered too.
-//   agent_test_server client --socket PATH --pid P --ttl-ms T
-//       injects test.pause on P through AgentClient (KeepAlive running), prints
+//   agent_test_server client --socket PATH --ttl-ms T [--kind K] [--pid P] [--param k=v]...
+//       injects test.pause on P (or kind K with the params) through AgentClient
+//       (KeepAlive running), prints
 //       "fault ID" and then waits to be killed or stopped (the lease tests do both).
 #include <unistd.h>
 
@@ -47,15 +48,24 @@ int Serve(int argc, char** argv) {
 
 int Client(int argc, char** argv) {
   const char* socket = Flag(argc, argv, "--socket");
-  const char* pid = Flag(argc, argv, "--pid");
   const char* ttl = Flag(argc, argv, "--ttl-ms");
-  if (socket == nullptr || pid == nullptr || ttl == nullptr) return 2;
+  const char* kind = Flag(argc, argv, "--kind");
+  if (socket == nullptr || ttl == nullptr) return 2;
+  chaosdrill::FaultSpec spec{.kind = kind ? kind : "test.pause"};
+  for (int i = 0; i + 1 < argc; ++i) {
+    if (std::strcmp(argv[i], "--pid") == 0) spec.params["pid"] = argv[i + 1];
+    if (std::strcmp(argv[i], "--param") == 0) {
+      std::string kv = argv[i + 1];
+      size_t eq = kv.find('=');
+      if (eq != std::string::npos) spec.params[kv.substr(0, eq)] = kv.substr(eq + 1);
+    }
+  }
   auto client = chaosdrill::agent::AgentClient::Connect({.unix_path = socket});
   if (!client.ok()) return 3;
-  chaosdrill::FaultSpec spec{.kind = "test.pause", .params = {{"pid", pid}}};
   auto r = (*client)->Inject(spec, {.lease_ttl = absl::Milliseconds(std::atoi(ttl))});
   if (!r.ok()) {
-    std::fprintf(stderr, "%s\n", r.status().ToString().c_str());
+    std::printf("error %s\n", r.status().ToString().c_str());
+    std::fflush(stdout);
     return 4;
   }
   std::printf("fault %s\n", r->fault_id().c_str());
