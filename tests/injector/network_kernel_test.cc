@@ -516,6 +516,22 @@ TEST_CASE("chaosdrill inject of bandwidth and partition, SIGKILLed, is undone by
                   [&] { return net.Ruleset(net.a()); });
 }
 
+TEST_CASE("chaosdrill inject of netem, SIGKILLed, is undone by revert",
+          "[network][root][netns][cli][netem]") {
+  SKIP_UNLESS_NETNS();
+  if (testing::SkipUnless(testing::KernelHasQdisc("netem"),
+                          "kernel lacks sch_netem (CONFIG_NET_SCH_NETEM); tests/vm runs this")) {
+    return;
+  }
+  if (testing::SkipUnless(access(testing::ChaosdrillBinary().c_str(), X_OK) == 0,
+                          "build the chaosdrill binary first")) {
+    return;
+  }
+  NetnsPair net;
+  CrashThenRevert(net, {"network.netem", "--set", "interface=veth0", "--set", "delay=50ms"},
+                  [&] { return net.Qdiscs(net.a()); });
+}
+
 // Median round trip of `n` UDP echoes A -> B (echo server on B), in milliseconds.
 double UdpRttMs(const NetnsPair& net, int n) {
   int server = net.Socket(net.b(), AF_INET, SOCK_DGRAM);
@@ -564,7 +580,16 @@ TEST_CASE("netem delay 50ms adds 50ms to UDP and TCP round trips over a veth",
   int listener = Listen(net, 8081);
   double tcp_before = 0, tcp_with = 0;
   REQUIRE(TcpConnects(net, 8081, 5'000));  // warm-up: neighbour resolution, caches
-  REQUIRE(TcpConnects(net, 8081, 5'000, &tcp_before));
+  // The fastest of a few: an emulated, shared machine adds noise, never removes delay.
+  auto fastest_connect = [&] {
+    double best = 1e9;
+    for (int i = 0; i < 5; ++i) {
+      double ms = 0;
+      if (TcpConnects(net, 8081, 5'000, &ms)) best = std::min(best, ms);
+    }
+    return best;
+  };
+  tcp_before = fastest_connect();
   FaultPtr f = MustCreate(Spec("network.netem", {{"interface", "veth0"}, {"delay", "50ms"}}));
   absl::Status st = net.In(net.a(), [&] { return f->Inject(); });
   INFO(st);
@@ -583,7 +608,7 @@ TEST_CASE("netem delay 50ms adds 50ms to UDP and TCP round trips over a veth",
   });
   CHECK(delay == std::optional<uint32_t>(50'000));
   const double udp_with = UdpRttMs(net, 20);
-  REQUIRE(TcpConnects(net, 8081, 5'000, &tcp_with));
+  tcp_with = fastest_connect();
   REQUIRE(net.In(net.a(), [&] { return f->Revert(); }).ok());
   CHECK(net.Qdiscs(net.a()) == baseline);
   close(listener);

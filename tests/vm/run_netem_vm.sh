@@ -58,7 +58,16 @@ cp "$busybox" "$root/bin/busybox"
 cp "$test_binary" "$root/network_test"
 cp "$ip_bin" "$root/usr/sbin/ip"
 cp "$tc_bin" "$root/usr/sbin/tc"
-for bin in "$test_binary" "$ip_bin" "$tc_bin"; do
+# The CLI, for the crash-safety case (inject, SIGKILL, revert); the test finds it at the
+# build tree path compiled into it, so it goes to the same path in the guest.
+build_dir=$(cd "$(dirname "$test_binary")/../.." && pwd)
+bins=("$test_binary" "$ip_bin" "$tc_bin")
+if [ -x "$build_dir/chaosdrill" ]; then
+  mkdir -p "$root$build_dir"
+  cp "$build_dir/chaosdrill" "$root$build_dir/chaosdrill"
+  bins+=("$build_dir/chaosdrill")
+fi
+for bin in "${bins[@]}"; do
   for lib in $(ldd "$bin" | grep -o '/[^ ]*'); do
     mkdir -p "$root$(dirname "$lib")"
     cp -L "$lib" "$root$lib"
