@@ -22,7 +22,7 @@ FaultSpec Pause(pid_t pid) {
 }
 
 TEST_CASE(
-    "load: 8 clients x 200 Inject/Revert pairs; all reverted, journal consistent, no "
+    "load: 8 clients x 200 Inject/Revert pairs, all reverted, journal consistent, no "
     "fd or thread growth",
     "[agent][slow]") {
   AgentHarness h;

@@ -126,7 +126,7 @@ TEST_CASE("the unix socket is 0600 in a private directory and serves the API", "
 }
 
 TEST_CASE(
-    "mTLS: the runner certificate is accepted; no certificate, another CA's and an "
+    "mTLS: the runner certificate is accepted, while no certificate, another CA's and an "
     "expired one are refused and audited",
     "[agent]") {
   AgentHarness h;
@@ -282,7 +282,7 @@ TEST_CASE("a fault's duration and the agent's hard maximum revert it regardless 
 }
 
 TEST_CASE(
-    "crash: the agent SIGKILLed with three faults active; the next start replays the "
+    "crash: the agent SIGKILLed with three faults active, then the next start replays the "
     "journal and the witnesses are back at baseline",
     "[agent]") {
   AgentHarness h;
@@ -365,7 +365,7 @@ namespace chaosdrill::testing {
 namespace {
 
 TEST_CASE(
-    "interop: Debian's python3-grpcio calls Capabilities over mTLS; without a "
+    "interop: Debian's python3-grpcio calls Capabilities over mTLS, and without a "
     "certificate it is refused",
     "[agent]") {
   const bool have_grpcio =
