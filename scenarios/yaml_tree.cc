@@ -82,6 +82,41 @@ std::optional<YamlProblem> CheckText(absl::string_view content) {
   return std::nullopt;
 }
 
+// yaml-cpp looks ahead over a whole flow collection before it emits the first event (a
+// flow collection may turn out to be a mapping key), so "[[[[...]]]]" a million deep costs
+// seconds before the depth guard in the event handler sees anything. This lexical pass
+// refuses such input first. It counts every bracket, also inside quotes: a scenario with
+// more than `max_depth` unclosed brackets in a string is not worth a precise answer.
+std::optional<YamlProblem> CheckFlowDepth(absl::string_view content, int max_depth) {
+  int depth = 0, line = 1, column = 1;
+  bool comment = false;
+  char prev = '\n';
+  for (char c : content) {
+    if (c == '\n') {
+      comment = false;
+    } else if (!comment) {
+      if (c == '#' && (prev == ' ' || prev == '\t' || prev == '\n')) {
+        comment = true;
+      } else if (c == '[' || c == '{') {
+        if (++depth > max_depth) {
+          return YamlProblem{{line, column},
+                             absl::StrCat("YAML nested more than ", max_depth,
+                                          " levels deep; expected a scenario (about 5 levels)")};
+        }
+      } else if ((c == ']' || c == '}') && depth > 0) {
+        --depth;
+      }
+    }
+    prev = c;
+    if (c == '\n') {
+      ++line, column = 1;
+    } else {
+      ++column;
+    }
+  }
+  return std::nullopt;
+}
+
 }  // namespace
 
 std::string YamlNode::Describe() const {
@@ -234,6 +269,10 @@ class YamlTreeBuilder : public YAML::EventHandler {
 YamlParseResult ParseYamlTree(absl::string_view content, const YamlLimits& limits) {
   YamlParseResult result;
   if (auto problem = CheckText(content)) {
+    result.problem = std::move(problem);
+    return result;
+  }
+  if (auto problem = CheckFlowDepth(content, limits.max_depth)) {
     result.problem = std::move(problem);
     return result;
   }

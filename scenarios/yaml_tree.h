@@ -36,8 +36,8 @@ struct YamlNode {
 };
 
 struct YamlLimits {
-  int max_depth = 32;          // nested mappings/lists; scenarios need about 5
-  size_t max_nodes = 100'000;  // nodes after expanding aliases
+  int max_depth = 32;         // nested mappings/lists; scenarios need about 5
+  size_t max_nodes = 20'000;  // nodes after expanding aliases; scenarios need < 2000
 };
 
 // Owns the nodes; root() is valid as long as the document lives.
