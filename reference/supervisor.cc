@@ -417,7 +417,11 @@ class Supervisor {
                 "--metrics-listen",
                 metrics_address_,
                 "--ready-file",
-                c.ready_file};
+                c.ready_file,
+                "--width",
+                absl::StrCat(options_.width),
+                "--depth",
+                absl::StrCat(options_.depth)};
       }
     }
     return {};
