@@ -268,6 +268,10 @@ int ReferenceCommand(int argc, char** argv) {
   gateway->add_option("--ready-file", go.ready_file, "Written with the address once ready");
   gateway->add_option("--threads", go.threads, "gRPC server threads")->capture_default_str();
   gateway->add_flag("--no-deep-probe", no_deep_probe, "Health-check with ServerReady only");
+  gateway->add_option("--width", go.model_width, "Served model's width (deep probe golden pair)")
+      ->capture_default_str();
+  gateway->add_option("--depth", go.model_depth, "Served model's depth")->capture_default_str();
+  gateway->add_option("--seed", go.model_seed, "Served model's weight seed")->capture_default_str();
 
   // up
   ReferenceServiceOptions so;
