@@ -12,6 +12,8 @@ namespace chaosdrill::cli {
 namespace {
 
 constexpr Command kCommands[] = {
+    {"run", "Run drills: load, faults on schedule, RTO/RPO/SLO verdicts, run record",
+     &RunDrillCommand},
     {"agent", "Node agent: serve, init-pki, halt, resume, list (DESIGN 5)", &AgentCommand},
     {"reference", "Run the reference inference service: up, down, status, replica, gateway",
      &ReferenceCommand},
