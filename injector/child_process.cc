@@ -34,6 +34,7 @@ struct ReadyMessage {
 constexpr int32_t kStageReady = 0;
 constexpr int32_t kStageCgroup = 1;
 constexpr int32_t kStageBody = 2;
+constexpr int32_t kStageLifeline = 3;
 
 void WriteAll(int fd, const void* data, size_t size) {
   const char* p = static_cast<const char*>(data);
@@ -143,20 +144,26 @@ bool PollUntil(const std::function<bool()>& done, absl::Duration timeout) {
   }
 }
 
-void CloseFdsExcept(int keep) {
+void CloseFdsExcept(int keep, int keep2) {
+  if (keep > keep2) std::swap(keep, keep2);  // keep <= keep2
 #ifdef SYS_close_range
-  if (keep < 3) {
-    if (syscall(SYS_close_range, 3u, ~0u, 0u) == 0) return;
-  } else {
-    bool ok = true;
-    if (keep > 3) ok = syscall(SYS_close_range, 3u, static_cast<unsigned>(keep - 1), 0u) == 0;
-    if (ok && syscall(SYS_close_range, static_cast<unsigned>(keep + 1), ~0u, 0u) == 0) return;
+  // Close [3, keep), (keep, keep2), (keep2, inf), skipping empty ranges.
+  bool ok = true;
+  unsigned next = 3;
+  for (int k : {keep, keep2}) {
+    if (k < static_cast<int>(next)) continue;
+    if (static_cast<unsigned>(k) > next) {
+      ok = ok && syscall(SYS_close_range, next, static_cast<unsigned>(k - 1), 0u) == 0;
+    }
+    next = static_cast<unsigned>(k) + 1;
   }
+  ok = ok && syscall(SYS_close_range, next, ~0u, 0u) == 0;
+  if (ok) return;
 #endif
   long max_fd = sysconf(_SC_OPEN_MAX);
   if (max_fd < 0 || max_fd > 65536) max_fd = 65536;
   for (int fd = 3; fd < max_fd; ++fd) {
-    if (fd != keep) close(fd);
+    if (fd != keep && fd != keep2) close(fd);
   }
 }
 
@@ -176,6 +183,10 @@ absl::Status WorkerGroup::Start(int count, WorkerBody body, const void* arg,
   std::string procs_path = cgroup_dir.empty() ? "" : cgroup_dir + "/cgroup.procs";
   const char* procs = procs_path.empty() ? nullptr : procs_path.c_str();
   const pid_t parent = getpid();
+  const bool on_main_thread = gettid() == parent;
+  int lifeline[2];
+  if (pipe2(lifeline, O_CLOEXEC) != 0) return ErrnoStatus("creating the workers' lifeline pipe");
+  lifeline_fd_ = lifeline[1];
   absl::Status failure;
   std::vector<int> ready_fds;
   for (int i = 0; i < count; ++i) {
@@ -194,14 +205,22 @@ absl::Status WorkerGroup::Start(int count, WorkerBody body, const void* arg,
     }
     if (pid == 0) {
       // Child: async-signal-safe calls only from here on.
-      prctl(PR_SET_PDEATHSIG, SIGKILL);
-      if (getppid() != parent) _exit(126);  // the holder died before prctl
+      if (on_main_thread) prctl(PR_SET_PDEATHSIG, SIGKILL);
+      // The kernel SIGKILLs us when the holder's write end of the lifeline closes.
+      if (fcntl(lifeline[0], F_SETOWN, getpid()) != 0 ||
+          fcntl(lifeline[0], F_SETSIG, SIGKILL) != 0 ||
+          fcntl(lifeline[0], F_SETFL, fcntl(lifeline[0], F_GETFL) | O_ASYNC) != 0) {
+        ReportStage(fds[1], kStageLifeline, errno);
+        _exit(124);
+      }
+      pollfd hup{lifeline[0], POLLIN, 0};
+      if (poll(&hup, 1, 0) != 0 || getppid() != parent) _exit(126);  // the holder is gone
       setpgid(0, group);
       sigset_t none;
       sigemptyset(&none);
       sigprocmask(SIG_SETMASK, &none, nullptr);  // the holder may block SIGTERM for signalfd
       for (int sig : {SIGINT, SIGTERM, SIGHUP, SIGPIPE}) signal(sig, SIG_DFL);
-      CloseFdsExcept(fds[1]);
+      CloseFdsExcept(fds[1], lifeline[0]);
       if (procs != nullptr) {
         int fd = open(procs, O_WRONLY | O_CLOEXEC);
         if (fd < 0 || write(fd, "0", 1) != 1) {
@@ -222,6 +241,7 @@ absl::Status WorkerGroup::Start(int count, WorkerBody body, const void* arg,
     workers_.push_back(id.ok() ? *id : ProcessId{pid, 0});
     ready_fds.push_back(fds[0]);
   }
+  close(lifeline[0]);
   // Wait for every worker's ready message.
   absl::Time deadline = absl::Now() + ready_timeout;
   for (size_t i = 0; i < ready_fds.size(); ++i) {
@@ -255,6 +275,8 @@ absl::Status WorkerGroup::Start(int count, WorkerBody body, const void* arg,
             absl::StrCat("worker ", pid,
                          " exited during setup (killed by the OOM killer or a resource limit?)"));
       }
+    } else if (m.stage == kStageLifeline) {
+      failure = ErrnoStatus(absl::StrCat("worker ", pid, " arming its lifeline"), m.err);
     } else if (m.stage == kStageCgroup) {
       failure =
           ErrnoStatus(absl::StrCat("worker ", pid, " moving itself into ", procs_path), m.err);
@@ -271,6 +293,10 @@ absl::Status WorkerGroup::Start(int count, WorkerBody body, const void* arg,
 }
 
 absl::Status WorkerGroup::Stop() {
+  if (lifeline_fd_ >= 0) {
+    close(lifeline_fd_);  // by itself SIGKILLs every worker
+    lifeline_fd_ = -1;
+  }
   if (pgid_ == 0) return absl::OkStatus();
   // Our unreaped children keep their pids (and so the group id) from being reused.
   if (!unreaped_.empty()) {

@@ -59,9 +59,9 @@ std::optional<ProcStat> StatIfSameAndAlive(const ProcessId& id);
 // waiting on /proc state changes, which have no event to wait on.
 bool PollUntil(const std::function<bool()>& done, absl::Duration timeout);
 
-// Closes every file descriptor >= 3 except `keep` (-1: none). For forked children, which
-// must not hold the parent's pipes and sockets open.
-void CloseFdsExcept(int keep);
+// Closes every file descriptor >= 3 except `keep` and `keep2` (-1: none). For forked
+// children, which must not hold the parent's pipes and sockets open.
+void CloseFdsExcept(int keep, int keep2 = -1);
 
 // What a worker does after setup: runs until killed (or returns its exit code). It runs
 // in a forked child of a possibly multi-threaded process, so it must not allocate, lock or
@@ -70,12 +70,15 @@ void CloseFdsExcept(int keep);
 using WorkerBody = int (*)(const void* arg, int ready_fd);
 void ReportWorkerReady(int ready_fd);
 
-// Worker processes in one process group, each with PR_SET_PDEATHSIG(SIGKILL) so they die
-// with their holder. Not copyable; the destructor kills and reaps what is left.
+// Worker processes in one process group that die with their holder. Not copyable; the
+// destructor kills and reaps what is left.
 //
-// PR_SET_PDEATHSIG fires when the *thread* that forked exits: Start() must be called from
-// a thread that lives as long as the workers should (the agent's fault thread, a CLI's
-// main thread).
+// Dying with the holder: each worker holds the read end of a "lifeline" pipe whose only
+// write end the holder keeps (O_CLOEXEC), armed with O_ASYNC and F_SETSIG(SIGKILL), so
+// the kernel SIGKILLs the worker the moment the holder's process is gone, however it
+// died. PR_SET_PDEATHSIG(SIGKILL) is set as well, but only when Start() runs on the main
+// thread, because it fires when the forking *thread* exits (a gRPC worker thread of the
+// agent may exit while the fault should live on).
 class WorkerGroup {
  public:
   WorkerGroup() = default;
@@ -104,6 +107,7 @@ class WorkerGroup {
 
  private:
   pid_t pgid_ = 0;
+  int lifeline_fd_ = -1;  // write end; closing it kills the workers
   std::vector<ProcessId> workers_;
   std::vector<pid_t> unreaped_;
 };
