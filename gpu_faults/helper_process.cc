@@ -92,6 +92,10 @@ std::unique_ptr<HelperProcess> HelperProcess::Spawn(const SpawnOptions& options,
     return nullptr;
   }
   pid_t parent = getpid();
+  // PR_SET_PDEATHSIG fires when the forking *thread* exits. The agent applies faults on
+  // gRPC threads that gRPC may retire, so only the main thread may rely on it; the
+  // holder's own lifeline is stdin: it exits when that pipe reaches EOF.
+  const bool on_main_thread = gettid() == parent;
   pid_t pid = fork();
   if (pid < 0) {
     *error = Errno("fork", errno);
@@ -102,8 +106,8 @@ std::unique_ptr<HelperProcess> HelperProcess::Spawn(const SpawnOptions& options,
   }
   if (pid == 0) {
     setpgid(0, 0);
-    prctl(PR_SET_PDEATHSIG, SIGKILL);
-    if (getppid() != parent) _exit(127);  // the parent died before prctl
+    if (on_main_thread) prctl(PR_SET_PDEATHSIG, SIGKILL);
+    if (getppid() != parent) _exit(127);  // the parent died before the lifeline was set
     sigset_t none;
     sigemptyset(&none);
     sigprocmask(SIG_SETMASK, &none, nullptr);
