@@ -33,7 +33,7 @@ std::string F(double v) { return absl::StrFormat("%.1f", v); }
 double NiceMax(double max) {
   if (max <= 0) return 1;
   double p = std::pow(10, std::floor(std::log10(max)));
-  for (double m : {1.0, 2.0, 2.5, 5.0, 10.0}) {
+  for (double m : {1.0, 1.2, 1.6, 2.0, 2.4, 3.0, 4.0, 5.0, 6.0, 8.0, 10.0}) {
     if (m * p >= max) return m * p;
   }
   return 10 * p;
@@ -132,11 +132,21 @@ std::string RenderTimelineSvg(const RunRecord& r) {
                     "\" text-anchor=\"middle\">", TimeTick(t), "</text>");
   }
   absl::StrAppend(&s, "\n");
-  // Phase boundaries.
+  // Phase boundaries, with the phase names under the top panel.
   for (int64_t t : {r.phases.baseline_end_ns, r.phases.faults_end_ns}) {
     if (t <= 0 || t >= duration) continue;
     absl::StrAppend(&s, "<line class=\"phase\" x1=\"", F(X(t)), "\" x2=\"", F(X(t)), "\" y1=\"",
                     top1, "\" y2=\"", bottom, "\"/>\n");
+  }
+  {
+    const int64_t edges[] = {0, r.phases.baseline_end_ns, r.phases.faults_end_ns, duration};
+    const char* names[] = {"baseline", "faults", "recovery"};
+    for (int k = 0; k < 3; ++k) {
+      if (edges[k + 1] <= edges[k] || edges[k] >= duration) continue;
+      absl::StrAppend(&s, "<text class=\"phase-label\" x=\"",
+                      F((X(edges[k]) + X(edges[k + 1])) / 2), "\" y=\"", top1 + kPanel + 16,
+                      "\" text-anchor=\"middle\">", names[k], "</text>\n");
+    }
   }
   // Fault bands, then RTO markers and labels on top.
   std::string labels;
@@ -234,8 +244,9 @@ border-radius:8px;border:2px solid var(--line);background:var(--card)}
 .kpi b{display:block;font-size:1.25em}
 table{width:100%;border-collapse:collapse;margin:.3em 0}
 th,td{text-align:left;padding:4px 8px;border-bottom:1px solid var(--line);vertical-align:top;
-overflow-wrap:anywhere}
-th{background:var(--card)}
+overflow-wrap:break-word}
+th{background:var(--card);white-space:nowrap}
+.scroll{overflow-x:auto;max-width:100%}
 td.pass{color:var(--ok);font-weight:600}td.fail{color:var(--bad);font-weight:700}
 pre{white-space:pre-wrap;overflow-wrap:anywhere;background:var(--card);border:1px solid var(--line);
 padding:10px;border-radius:6px;font-size:13px}
@@ -247,7 +258,7 @@ svg.timeline{width:100%;height:auto;display:block}
 svg .panel{fill:none;stroke:var(--line)}svg .grid{stroke:var(--line);stroke-dasharray:2 4}
 svg text{fill:var(--muted);font-size:12px}svg .title{fill:var(--fg);font-size:13px}
 svg .axis.err{fill:var(--err)}
-svg .phase{stroke:var(--muted);stroke-dasharray:6 4}
+svg .phase{stroke:var(--muted);stroke-dasharray:6 4}svg .phase-label{font-style:italic}
 svg .fault-band{fill:var(--band);stroke:var(--bandline);stroke-width:.5}
 svg .fault-band.failed{fill:none;stroke:var(--bad);stroke-dasharray:3 3}
 svg .fault-label{fill:var(--fg);font-weight:600}
@@ -315,26 +326,28 @@ std::string RenderHtml(const RunRecord& r) {
   if (a.slos.empty()) {
     absl::StrAppend(&h, "<p class=\"muted\">The scenario sets no SLOs.</p>\n");
   } else {
-    absl::StrAppend(&h,
-                    "<table><thead><tr><th>SLO</th><th>Target</th><th>Measured</th>"
-                    "<th>Result</th></tr></thead><tbody>\n");
+    absl::StrAppend(
+        &h,
+        "<div class=\"scroll\"><table><thead><tr><th>SLO</th><th>Target</th><th>Measured</th>"
+        "<th>Result</th></tr></thead><tbody>\n");
     for (const SloVerdict& v : a.slos) {
       absl::StrAppend(&h, "<tr><td>", E(v.name), "</td><td>", E(v.target), "</td><td>",
                       E(v.measured), "</td><td class=\"", v.pass ? "pass\">pass" : "fail\">FAIL",
                       v.pass || v.reason.empty() ? "" : ": ", v.pass ? "" : E(v.reason),
                       "</td></tr>\n");
     }
-    absl::StrAppend(&h, "</tbody></table>\n");
+    absl::StrAppend(&h, "</tbody></table></div>\n");
   }
 
   absl::StrAppend(&h, "<h2>Faults</h2>\n");
   if (r.faults.empty()) {
     absl::StrAppend(&h, "<p class=\"muted\">No faults were injected.</p>\n");
   } else {
-    absl::StrAppend(&h,
-                    "<table><thead><tr><th>Fault</th><th>Kind</th><th>Target</th>"
-                    "<th>Injected</th><th>Reverted</th><th>RTO</th><th>Impact</th></tr></thead>"
-                    "<tbody>\n");
+    absl::StrAppend(
+        &h,
+        "<div class=\"scroll\"><table><thead><tr><th>Fault</th><th>Kind</th><th>Target</th>"
+        "<th>Injected</th><th>Reverted</th><th>RTO</th><th>Impact</th></tr></thead>"
+        "<tbody>\n");
     for (size_t i = 0; i < r.faults.size() && i < kMaxRows; ++i) {
       const FaultEvent& f = r.faults[i];
       const FaultResult* res = ResultFor(r, i);
@@ -357,7 +370,7 @@ std::string RenderHtml(const RunRecord& r) {
                       "</td><td class=\"", ok ? "pass" : "fail", "\">", E(outcome), "</td><td>",
                       E(impact), "</td></tr>\n");
     }
-    absl::StrAppend(&h, "</tbody></table>\n");
+    absl::StrAppend(&h, "</tbody></table></div>\n");
     if (r.faults.size() > kMaxRows) {
       absl::StrAppend(&h, "<p class=\"muted\">", WithCommas(r.faults.size() - kMaxRows),
                       " more faults in the JSON record.</p>\n");
@@ -378,29 +391,30 @@ std::string RenderHtml(const RunRecord& r) {
                     WithCommas(p.reordered), " reordered · ", WithCommas(p.ambiguous),
                     " unacknowledged but stored</p>\n");
     if (!p.lost_writes.empty()) {
-      absl::StrAppend(&h,
-                      "<table><thead><tr><th>Session</th><th>Seq</th><th>Sent</th>"
-                      "<th>Acknowledged</th></tr></thead><tbody>\n");
+      absl::StrAppend(
+          &h,
+          "<div class=\"scroll\"><table><thead><tr><th>Session</th><th>Seq</th><th>Sent</th>"
+          "<th>Acknowledged</th></tr></thead><tbody>\n");
       for (size_t i = 0; i < p.lost_writes.size() && i < kMaxRows; ++i) {
         const WriteRecord& w = p.lost_writes[i];
         absl::StrAppend(&h, "<tr><td>", E(w.session), "</td><td>", w.seq, "</td><td>",
                         HumanDuration(w.sent_ns), "</td><td>",
                         w.ack_ns ? HumanDuration(*w.ack_ns) : "—", "</td></tr>\n");
       }
-      absl::StrAppend(&h, "</tbody></table>\n");
+      absl::StrAppend(&h, "</tbody></table></div>\n");
     }
   }
 
   if (!r.events.empty()) {
     absl::StrAppend(&h,
-                    "<h2>Events</h2>\n<table><thead><tr><th>Time</th><th>Type</th>"
+                    "<h2>Events</h2>\n<div class=\"scroll\"><table><thead><tr><th>Time</th><th>Type</th>"
                     "<th>Fault</th><th>Message</th></tr></thead><tbody>\n");
     for (size_t i = 0; i < r.events.size() && i < kMaxRows; ++i) {
       const Event& e = r.events[i];
       absl::StrAppend(&h, "<tr><td>", HumanDuration(e.t_ns), "</td><td>", E(e.type), "</td><td>",
                       E(e.fault), "</td><td>", E(e.message), "</td></tr>\n");
     }
-    absl::StrAppend(&h, "</tbody></table>\n");
+    absl::StrAppend(&h, "</tbody></table></div>\n");
   }
 
   const Environment& env = r.environment;
