@@ -201,7 +201,9 @@ TEST_CASE("bandwidth on a veth: tc shows our tbf while active, baseline after re
     auto index = client->InterfaceIndex("veth0");
     std::optional<uint64_t> r;
     if (!index.ok()) return r;
-    for (const QdiscInfo& q : *client->ListQdiscs(*index)) {
+    absl::StatusOr<std::vector<QdiscInfo>> qdiscs = client->ListQdiscs(*index);
+    if (!qdiscs.ok()) return r;
+    for (const QdiscInfo& q : *qdiscs) {
       if (q.handle == kTbfHandle) r = q.tbf_rate_bytes_per_s;
     }
     return r;
@@ -601,7 +603,9 @@ TEST_CASE("netem delay 50ms adds 50ms to UDP and TCP round trips over a veth",
     std::optional<uint32_t> d;
     auto index = client->InterfaceIndex("veth0");
     if (!index.ok()) return d;
-    for (const QdiscInfo& q : *client->ListQdiscs(*index)) {
+    absl::StatusOr<std::vector<QdiscInfo>> qdiscs = client->ListQdiscs(*index);
+    if (!qdiscs.ok()) return d;
+    for (const QdiscInfo& q : *qdiscs) {
       if (q.handle == kNetemHandle) d = q.netem_delay_us;
     }
     return d;
