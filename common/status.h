@@ -18,7 +18,7 @@ absl::StatusCode ErrnoToCode(int err);
 // "context: strerror(err)" with the mapped code. `err` defaults to the current errno.
 absl::Status ErrnoStatus(absl::string_view context, int err = errno);
 
-// Prefixes the message with "context: ", keeping the code. OK stays OK.
+// Prefixes the message with "context: ", keeping the code and any payloads. OK stays OK.
 absl::Status Annotate(const absl::Status& status, absl::string_view context);
 
 }  // namespace chaosdrill

@@ -12,9 +12,9 @@
   X(ProcessPauseFactory) \
   X(StressCpuFactory) \
   X(StressMemoryFactory) \
+  X(ReferenceDegradeFactory) /* reference.degrade: the reference replica's admin socket */ \
   X(ProxyLatencyFactory) X(ProxyJitterFactory) X(ProxyBandwidthFactory) /* proxy.* */ \
-  X(ProxyResetFactory) X(ProxyBlackholeFactory) X(ProxySlicerFactory) \
-  /* X(NetemFactory) */
+  X(ProxyResetFactory) X(ProxyBlackholeFactory) X(ProxySlicerFactory)
 // clang-format on
 
 namespace chaosdrill::injector {

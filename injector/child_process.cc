@@ -21,6 +21,7 @@
 #include "absl/strings/str_split.h"
 #include "absl/time/clock.h"
 #include "common/status.h"
+#include "injector/fault.h"
 
 namespace chaosdrill::injector {
 namespace {
@@ -285,9 +286,7 @@ absl::Status WorkerGroup::Start(int count, WorkerBody body, const void* arg,
     }
   }
   if (!failure.ok()) {
-    absl::Status stop = Stop();
-    if (!stop.ok()) failure = Annotate(failure, stop.ToString());
-    return failure;
+    return WithRollbackFailure(failure, Stop());
   }
   return absl::OkStatus();
 }

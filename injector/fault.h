@@ -32,7 +32,8 @@ class Fault {
   virtual absl::Status Prepare() { return absl::OkStatus(); }
 
   // Applies the fault. On error nothing of it is left applied (a partial application is
-  // rolled back before returning).
+  // rolled back before returning) -- unless that rollback failed too, which the error
+  // then says with WithRollbackFailure() (below), so that the owner keeps it journaled.
   virtual absl::Status Inject() = 0;
 
   // Removes the fault and re-reads state to verify it is gone. Idempotent: reverting a
@@ -49,6 +50,15 @@ class Fault {
 };
 
 using FaultPtr = std::unique_ptr<Fault>;
+
+// Inject()'s error when undoing a partial application failed as well, so something of the
+// fault may still be applied: the message gains "; rollback failed: <why>" and the status a
+// payload that RollbackFailed() tests (Annotate keeps it). JournaledFault then leaves the
+// journal entry open, so `chaosdrill revert` (or the agent's replay) tries again. Returns
+// `inject_error` unchanged when `rollback_error` is OK.
+absl::Status WithRollbackFailure(const absl::Status& inject_error,
+                                 const absl::Status& rollback_error);
+bool RollbackFailed(const absl::Status& inject_error);
 
 // Whether this node can apply a kind at all, and if not, why and what would fix it.
 struct PreflightResult {

@@ -16,6 +16,12 @@ absl::StatusOr<std::unique_ptr<JournaledFault>> JournaledFault::Apply(RevertJour
   RETURN_IF_ERROR(f->fault_->Prepare());
   RETURN_IF_ERROR(f->journal_->AppendApply(f->id_, f->kind_, f->fault_->RevertRecord()));
   if (absl::Status s = f->fault_->Inject(); !s.ok()) {
+    if (RollbackFailed(s)) {
+      // Part of the fault may still be applied: the entry stays open, so that
+      // `chaosdrill revert` (or the agent's replay on its next start) retries from the record.
+      return Annotate(s, absl::StrCat("applying ", f->id_, " (left open in the revert journal ",
+                                      f->journal_->path(), "; run `chaosdrill revert`)"));
+    }
     // Inject rolled itself back; the entry is closed so replay does not retry it.
     if (absl::Status m = f->journal_->MarkReverted(f->id_); !m.ok()) {
       LogWarn("journal", absl::StrCat("marking failed fault ", f->id_, ": ", m.ToString()));

@@ -18,7 +18,9 @@ namespace chaosdrill::injector {
 class JournaledFault {
  public:
   // Journals and applies `fault` of kind `kind`. On error nothing is left applied and the
-  // journal says so (the fault is marked reverted once Inject's own rollback is done).
+  // journal says so (the fault is marked reverted once Inject's own rollback is done) --
+  // except when Inject reports that its rollback failed (RollbackFailed()): then the entry
+  // stays open, so a journal replay retries the revert.
   // `journal` must outlive the returned object.
   static absl::StatusOr<std::unique_ptr<JournaledFault>> Apply(RevertJournal* journal,
                                                                std::string kind, FaultPtr fault);

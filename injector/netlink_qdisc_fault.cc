@@ -155,10 +155,11 @@ absl::Status QdiscFault::InjectOnce() {
   absl::StatusOr<std::vector<QdiscInfo>> after = client_->ListQdiscs(ifindex);
   if (!after.ok() || FindOurs(*after, where_) == nullptr) {
     absl::Status rollback = RevertQdisc(*client_, where_);
-    return absl::InternalError(
-        absl::StrCat("the kernel accepted the qdisc but it is not there when re-read",
-                     after.ok() ? "" : absl::StrCat(" (", after.status().message(), ")"),
-                     rollback.ok() ? "" : absl::StrCat("; rollback failed: ", rollback.message())));
+    return WithRollbackFailure(
+        absl::InternalError(
+            absl::StrCat("the kernel accepted the qdisc but it is not there when re-read",
+                         after.ok() ? "" : absl::StrCat(" (", after.status().message(), ")"))),
+        rollback);
   }
   return absl::OkStatus();
 }

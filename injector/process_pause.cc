@@ -164,8 +164,7 @@ class PauseFault : public Fault {
     if (!s.ok()) {
       absl::Status r = ResumeAndVerify(targets_);
       StopWatchdog();
-      if (!r.ok()) s = Annotate(s, absl::StrCat("rollback failed: ", r.message()));
-      return s;
+      return WithRollbackFailure(s, r);
     }
     applied_ = true;
     return absl::OkStatus();

@@ -10,6 +10,7 @@
 #include <thread>
 
 #include "absl/strings/str_cat.h"
+#include "common/status.h"
 #include "injector/child_process.h"
 #include "injector/fault_registry.h"
 #include "injector/journaled_fault.h"
@@ -46,13 +47,18 @@ class RecordingFactory : public FaultFactory {
   Recorder* r_;
 };
 
-// A fault that records its calls; Inject fails when told to.
+// A fault that records its calls; Inject fails when told to, and then also reports that
+// its own rollback failed when `fail_rollback` is set.
 class FakeFault : public Fault {
  public:
-  FakeFault(std::vector<std::string>* log, bool fail_inject)
-      : log_(log), fail_inject_(fail_inject) {}
+  FakeFault(std::vector<std::string>* log, bool fail_inject, bool fail_rollback = false)
+      : log_(log), fail_inject_(fail_inject), fail_rollback_(fail_rollback) {}
   absl::Status Inject() override {
     log_->push_back("inject");
+    if (fail_inject_ && fail_rollback_) {
+      return WithRollbackFailure(absl::InternalError("inject failed"),
+                                 absl::UnavailableError("the half-applied part would not go"));
+    }
     if (fail_inject_) return absl::InternalError("inject failed");
     injected_ = true;
     return absl::OkStatus();
@@ -68,6 +74,7 @@ class FakeFault : public Fault {
  private:
   std::vector<std::string>* log_;
   bool fail_inject_;
+  bool fail_rollback_;
   bool injected_ = false;
 };
 
@@ -276,6 +283,48 @@ TEST_CASE("JournaledFault leaves nothing open when Inject fails", "[journal]") {
   REQUIRE_FALSE(applied.ok());
   CHECK(applied.status().message() == "inject failed");
   CHECK((*j)->OpenEntries()->empty());
+}
+
+TEST_CASE("JournaledFault keeps the entry open when Inject's own rollback failed", "[journal]") {
+  Fixture f;
+  auto j = RevertJournal::Open(f.path);
+  REQUIRE(j.ok());
+  std::vector<std::string> log;
+  auto applied = JournaledFault::Apply(j->get(), "test.recording",
+                                       std::make_unique<FakeFault>(&log, true, true));
+  REQUIRE_FALSE(applied.ok());
+  INFO(applied.status().ToString());
+  CHECK(RollbackFailed(applied.status()));  // the owner's annotation keeps the payload
+  CHECK_THAT(std::string(applied.status().message()),
+             Catch::Contains("inject failed; rollback failed: the half-applied part would not go"));
+  CHECK_THAT(std::string(applied.status().message()), Catch::Contains("chaosdrill revert"));
+  CHECK(log == std::vector<std::string>{"inject"});
+  auto open = (*j)->OpenEntries();
+  REQUIRE(open.ok());
+  REQUIRE(open->size() == 1);  // not marked reverted: something may still be applied
+  CHECK(open->at(0).kind == "test.recording");
+  CHECK(open->at(0).record["n"] == 1);  // the record journaled before Inject
+
+  // A replay (as `chaosdrill revert` in a fresh process) retries it from the record.
+  auto fresh = RevertJournal::Open(f.path);
+  REQUIRE(fresh.ok());
+  auto outcomes = (*fresh)->Replay(f.registry, /*include_live_holders=*/true);
+  REQUIRE(outcomes.ok());
+  REQUIRE(outcomes->size() == 1);
+  CHECK(outcomes->at(0).status.ok());
+  CHECK(f.recorder.reverted == std::vector<int>{1});
+  CHECK((*fresh)->OpenEntries()->empty());
+}
+
+TEST_CASE("WithRollbackFailure leaves a status alone when the rollback succeeded", "[journal]") {
+  absl::Status inject = absl::NotFoundError("no such interface");
+  absl::Status same = WithRollbackFailure(inject, absl::OkStatus());
+  CHECK(same == inject);
+  CHECK_FALSE(RollbackFailed(same));
+  CHECK_FALSE(RollbackFailed(Annotate(inject, "applying")));
+  absl::Status both = WithRollbackFailure(inject, absl::InternalError("qdisc still there"));
+  CHECK(both.code() == absl::StatusCode::kNotFound);
+  CHECK(RollbackFailed(Annotate(both, "applying netem")));
 }
 
 TEST_CASE("JournaledFault reverts on destruction", "[journal]") {
