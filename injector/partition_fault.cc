@@ -191,8 +191,9 @@ TableView View(const nlohmann::json& listing) {
 
 class PartitionFault : public Fault {
  public:
-  PartitionFault(PartitionSettings settings, std::unique_ptr<NftablesClient> client)
-      : settings_(std::move(settings)), client_(std::move(client)) {}
+  PartitionFault(PartitionSettings settings, std::unique_ptr<NftablesClient> client,
+                 std::unique_ptr<NetlinkClient> links)
+      : settings_(std::move(settings)), client_(std::move(client)), links_(std::move(links)) {}
 
   absl::Status Inject() override {
     return Annotate(InjectOnce(), absl::StrCat("applying ", Describe()));
@@ -232,15 +233,15 @@ class PartitionFault : public Fault {
 
  private:
   absl::Status InjectOnce() {
-    absl::Status st = client_->Run(PartitionApplyCommands(settings_));
-    if (!st.ok()) {
-      // A transaction is all or nothing: nothing of ours is there.
-      if (absl::IsNotFound(st) && !settings_.interface.empty()) {
-        return absl::Status(st.code(),
-                            absl::StrCat(st.message(), " (interface ", settings_.interface, ")"));
-      }
-      return st;
+    if (!settings_.interface.empty()) {
+      // nftables matches iifname/oifname as plain strings and accepts any name, so a typo
+      // would silently match nothing: the interface must exist in this network namespace
+      // now (NotFound "interface X not found" otherwise, as for the qdisc kinds).
+      absl::StatusOr<int> index = links_->InterfaceIndex(settings_.interface);
+      if (!index.ok()) return index.status();
     }
+    // A transaction is all or nothing: on error nothing of ours is there.
+    RETURN_IF_ERROR(client_->Run(PartitionApplyCommands(settings_)));
     absl::StatusOr<std::optional<nlohmann::json>> listing =
         client_->ListTable(kNftFamily, kNftTable);
     int found = -1;
@@ -254,17 +255,19 @@ class PartitionFault : public Fault {
     }
     if (found != PartitionRuleCount(settings_)) {
       absl::Status rollback = Revert();
-      return absl::InternalError(absl::StrCat(
-          "nftables accepted the rules but reading table inet chaosdrill back found ", found,
-          " of ", PartitionRuleCount(settings_),
-          listing.ok() ? "" : absl::StrCat(" (", listing.status().message(), ")"),
-          rollback.ok() ? "" : absl::StrCat("; rollback failed: ", rollback.message())));
+      return WithRollbackFailure(
+          absl::InternalError(absl::StrCat(
+              "nftables accepted the rules but reading table inet chaosdrill back found ", found,
+              " of ", PartitionRuleCount(settings_),
+              listing.ok() ? "" : absl::StrCat(" (", listing.status().message(), ")"))),
+          rollback);
     }
     return absl::OkStatus();
   }
 
   const PartitionSettings settings_;
   std::unique_ptr<NftablesClient> client_;
+  std::unique_ptr<NetlinkClient> links_;  // only to look up `interface`
 };
 
 }  // namespace
@@ -426,10 +429,13 @@ absl::StatusOr<FaultPtr> PartitionFactory::Create(const FaultSpec& spec) const {
   return CreateWithClient(spec, NewRealNftablesClient());
 }
 
-absl::StatusOr<FaultPtr> PartitionFactory::CreateWithClient(
-    const FaultSpec& spec, std::unique_ptr<NftablesClient> client) {
+absl::StatusOr<FaultPtr> PartitionFactory::CreateWithClient(const FaultSpec& spec,
+                                                            std::unique_ptr<NftablesClient> client,
+                                                            std::unique_ptr<NetlinkClient> links) {
   ASSIGN_OR_RETURN(PartitionSettings settings, ParsePartitionSpec(spec));
-  return FaultPtr(std::make_unique<PartitionFault>(std::move(settings), std::move(client)));
+  if (links == nullptr) links = NewRealNetlinkClient();
+  return FaultPtr(
+      std::make_unique<PartitionFault>(std::move(settings), std::move(client), std::move(links)));
 }
 
 absl::Status PartitionFactory::RevertFromRecord(const nlohmann::json& record) const {

@@ -3,7 +3,8 @@
 // Applied with libnftables JSON commands in table `inet chaosdrill`: each fault owns two
 // base chains of its own ("cd-<id>-in" on the input hook, "cd-<id>-out" on output), so its
 // revert deletes exactly its chains and rules, and the table only when nothing else is
-// left in it. Needs root.
+// left in it. With `interface`, Inject first checks that the interface exists (NotFound
+// naming it). Needs root.
 #pragma once
 
 #include <memory>
@@ -13,6 +14,7 @@
 #include <vector>
 
 #include "injector/fault.h"
+#include "injector/netlink_client.h"
 #include "injector/nftables_client.h"
 
 namespace chaosdrill::injector {
@@ -56,8 +58,11 @@ class PartitionFactory : public FaultFactory {
   absl::StatusOr<FaultPtr> Create(const FaultSpec& spec) const override;
   absl::Status RevertFromRecord(const nlohmann::json& record) const override;
 
+  // `links` looks up `interface` at Inject (in the network namespace of the calling
+  // thread, like `client`); nullptr means the real libnl client.
   static absl::StatusOr<FaultPtr> CreateWithClient(const FaultSpec& spec,
-                                                   std::unique_ptr<NftablesClient> client);
+                                                   std::unique_ptr<NftablesClient> client,
+                                                   std::unique_ptr<NetlinkClient> links = nullptr);
   static absl::Status RevertFromRecordWithClient(const nlohmann::json& record,
                                                  NftablesClient& client);
 };

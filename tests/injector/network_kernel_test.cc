@@ -291,6 +291,29 @@ TEST_CASE("a fault on an unknown interface is NotFound naming it, nothing applie
   CHECK(net.Qdiscs(net.a()) == baseline);
 }
 
+TEST_CASE("a partition on an unknown interface is NotFound naming it, nothing applied",
+          "[network][root][netns]") {
+  SKIP_UNLESS_NETNS();
+  if (testing::SkipUnless(!testing::ToolPath("nft").empty(), "needs nft as a witness")) return;
+  NetnsPair net;
+  const std::string baseline = net.Ruleset(net.a());
+  // veth0 exists in namespace A, not in the host's: the lookup happens where Inject runs.
+  FaultPtr f = MustCreate(Spec("network.partition", {{"ports", "8080"}, {"interface", "nosuch0"}}));
+  absl::Status st = net.In(net.a(), [&] { return f->Inject(); });
+  INFO(st);
+  CHECK(absl::IsNotFound(st));
+  CHECK(absl::StrContains(st.message(), "interface nosuch0 not found"));
+  CHECK(net.Ruleset(net.a()) == baseline);
+
+  FaultPtr ok = MustCreate(Spec("network.partition", {{"ports", "8080"}, {"interface", "veth0"}}));
+  st = net.In(net.a(), [&] { return ok->Inject(); });
+  INFO(st);
+  REQUIRE(st.ok());
+  CHECK(absl::StrContains(net.Ruleset(net.a()), R"("oifname")"));
+  REQUIRE(net.In(net.a(), [&] { return ok->Revert(); }).ok());
+  CHECK(net.Ruleset(net.a()) == baseline);
+}
+
 // Runs Create+Inject of `spec` in a child that entered namespace A and dropped root.
 absl::Status InjectAsNobody(const NetnsPair& net, const FaultSpec& spec) {
   RegisterBuiltinFaults();

@@ -422,6 +422,34 @@ TEST_CASE("partition that nftables refuses leaves nothing and says why", "[netwo
   CHECK_FALSE(state.table.has_value());
 }
 
+TEST_CASE("partition on an unknown interface is NotFound naming it, nothing added", "[network]") {
+  FakeNftablesClient::State nft;
+  FakeNetlinkClient::State links;  // knows veth0 only
+  auto f = PartitionFactory::CreateWithClient(
+      Spec("network.partition", {{"ports", "8080"}, {"interface", "nosuch0"}}),
+      std::make_unique<FakeNftablesClient>(&nft), std::make_unique<FakeNetlinkClient>(&links));
+  REQUIRE(f.ok());
+  absl::Status st = (*f)->Inject();
+  INFO(st);
+  CHECK(absl::IsNotFound(st));
+  CHECK(absl::StrContains(st.message(), "interface nosuch0 not found"));
+  CHECK(absl::StrContains(st.message(), "applying partition"));
+  CHECK(links.calls == std::vector<std::string>{"index nosuch0"});
+  CHECK(nft.runs.empty());
+  CHECK_FALSE(nft.table.has_value());
+
+  // An interface that exists is looked up, then matched by name in the rules.
+  auto g = PartitionFactory::CreateWithClient(
+      Spec("network.partition", {{"ports", "8080"}, {"interface", "veth0"}}),
+      std::make_unique<FakeNftablesClient>(&nft), std::make_unique<FakeNetlinkClient>(&links));
+  REQUIRE(g.ok());
+  REQUIRE((*g)->Inject().ok());
+  CHECK(links.calls.back() == "index veth0");
+  REQUIRE(nft.runs.size() == 1);
+  CHECK(absl::StrContains(nft.runs[0].dump(), R"("right":"veth0")"));
+  REQUIRE((*g)->Revert().ok());
+}
+
 TEST_CASE("partition revert record never names a chain chaosdrill would not create", "[network]") {
   FakeNftablesClient::State state;
   FakeNftablesClient client(&state);
