@@ -1,9 +1,12 @@
 // process.kill and process.pause on real child processes (/bin/sleep) of the test.
 #include <signal.h>
+#include <sys/stat.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
 #include <catch2/catch.hpp>
+#include <cstring>
+#include <fstream>
 #include <memory>
 
 #include "absl/strings/str_cat.h"
@@ -79,6 +82,87 @@ TEST_CASE("process.kill by cmdline regex sends the given signal to every match",
   CHECK(b.WaitForSignal(5000) == SIGTERM);
   CHECK(testing::ProcState(other.pid()) != 0);
   CHECK(testing::ProcState(other.pid()) != 'Z');
+}
+
+TEST_CASE("process.kill by exe regex signals only processes running that executable", "[process]") {
+  // A copy of sleep under a name unique to this run: its /proc/PID/exe is the copy.
+  testing::TempDir dir;
+  const std::string exe = absl::StrCat(dir.path(), "/chaosdrill-test-sleeper-", getpid());
+  {
+    std::ifstream from("/bin/sleep", std::ios::binary);
+    std::ofstream to(exe, std::ios::binary);
+    to << from.rdbuf();
+  }
+  REQUIRE(chmod(exe.c_str(), 0755) == 0);
+  ChildProcess copy({exe, "1000"});
+  ChildProcess plain({"/bin/sleep", "1000", Token(3)});  // same cmdline shape, other exe
+  const std::string pattern = absl::StrCat("/chaosdrill-test-sleeper-", getpid(), "$");
+  auto exec_done = [&] {
+    auto sel = SelectProcesses(ProcessSelector{.exe_pattern = pattern});
+    return sel.ok() && sel->size() == 1;
+  };
+  REQUIRE(PollUntil(exec_done, absl::Seconds(5)));
+  FaultPtr f = MustCreate("process.kill", {{"exe", pattern}});
+  REQUIRE(f->Inject().ok());
+  CHECK(copy.WaitForSignal(5000) == SIGKILL);
+  CHECK(f->RevertRecord()["signalled"].size() == 1);
+  CHECK(f->RevertRecord()["signalled"][0] == copy.pid());
+  char s = testing::ProcState(plain.pid());
+  CHECK(s != 0);
+  CHECK(s != 'Z');
+}
+
+// Where the cgroup v2 hierarchy is mounted ("/sys/fs/cgroup", or "/sys/fs/cgroup/unified"
+// on a hybrid v1/v2 host), from /proc/self/mounts; "" if there is none.
+std::string CgroupV2Mount() {
+  std::ifstream in("/proc/self/mounts");
+  std::string device, dir, type, rest;
+  while (in >> device >> dir >> type && std::getline(in, rest)) {
+    if (type == "cgroup2") return dir;
+  }
+  return "";
+}
+
+TEST_CASE("process.kill by cgroup signals the members of that cgroup only", "[process][root]") {
+  if (testing::SkipUnless(testing::IsRoot(), "needs root to create a cgroup")) return;
+  const std::string mount = CgroupV2Mount();
+  if (testing::SkipUnless(!mount.empty(), "no cgroup v2 hierarchy mounted")) return;
+  const std::string name = absl::StrCat("chaosdrill-test-kill-", getpid());
+  const std::string dir = mount + "/" + name;
+  if (testing::SkipUnless(mkdir(dir.c_str(), 0755) == 0,
+                          absl::StrCat("cannot create ", dir, ": ", strerror(errno)))) {
+    return;
+  }
+  // Declared after the children so that it runs after they are killed and reaped: a
+  // cgroup can only be removed once it has no member left.
+  std::unique_ptr<ChildProcess> inside, outside;
+  struct RemoveCgroup {
+    std::string d;
+    ~RemoveCgroup() {
+      if (rmdir(d.c_str()) != 0)
+        std::printf("could not remove %s: %s\n", d.c_str(), strerror(errno));
+    }
+  } remove{dir};
+  inside = std::make_unique<ChildProcess>(std::vector<std::string>{"/bin/sleep", "1000"});
+  outside = std::make_unique<ChildProcess>(std::vector<std::string>{"/bin/sleep", "1000"});
+  {
+    std::ofstream procs(dir + "/cgroup.procs");
+    procs << inside->pid() << "\n";
+    procs.flush();
+    REQUIRE(procs.good());
+  }
+  FaultPtr f = MustCreate("process.kill", {{"cgroup", "/" + name}, {"signal", "SIGTERM"}});
+  REQUIRE(f->Inject().ok());
+  CHECK(inside->WaitForSignal(5000) == SIGTERM);
+  CHECK(f->RevertRecord()["signalled"].size() == 1);
+  char s = testing::ProcState(outside->pid());
+  CHECK(s != 0);
+  CHECK(s != 'Z');
+  // With nobody left in it, NotFound.
+  FaultPtr again = MustCreate("process.kill", {{"cgroup", "/" + name}});
+  CHECK(again->Inject().code() == absl::StatusCode::kNotFound);
+  inside.reset();
+  outside.reset();
 }
 
 TEST_CASE("process.kill count and percent pick that many of the matches", "[process]") {

@@ -191,16 +191,6 @@ double Median(std::vector<double> v) {
   return v[v.size() / 2];
 }
 
-double MedianRoundTrip(Client& client, int n) {
-  std::vector<double> samples;
-  for (int i = 0; i < n; ++i) {
-    double ms = client.RoundTripMillis();
-    REQUIRE(ms >= 0);
-    samples.push_back(ms);
-  }
-  return Median(samples);
-}
-
 FaultPtr MakeFault(const std::string& kind, std::map<std::string, std::string> params) {
   RegisterBuiltinFaults();
   auto factory = FaultRegistry::Global().Find(kind);
@@ -258,30 +248,54 @@ TEST_CASE("every proxy kind is registered and takes listen and upstream", "[prox
   }
 }
 
+// The fastest of `n` round trips. Scheduler noise on a loaded machine only ever adds time
+// to a round trip, never removes any, so the fastest sample is the one closest to what the
+// path itself costs; the median is printed beside it.
+double FastestRoundTrip(Client& client, int n, double* median = nullptr) {
+  std::vector<double> samples;
+  for (int i = 0; i < n; ++i) {
+    double ms = client.RoundTripMillis();
+    REQUIRE(ms >= 0);
+    samples.push_back(ms);
+  }
+  if (median != nullptr) *median = Median(samples);
+  return *std::min_element(samples.begin(), samples.end());
+}
+
 TEST_CASE("proxy.latency adds 100ms to a round trip", "[proxy]") {
+  // added = (fastest RTT through the proxy with the fault) - (fastest direct RTT), so the
+  // proxy's own forwarding cost counts against the +-5 ms as well. The proxy holds each
+  // chunk until its release time, which epoll_wait's millisecond timeout rounds up: the
+  // added time is 100..101 ms plus the forwarding hop (tens of microseconds on loopback).
+  // Fastest-of-N rather than the median, because other work on a 2-core machine delays
+  // individual wake-ups by milliseconds; it would have to delay all N samples by more
+  // than 4 ms to push the fastest out of bounds, and it cannot make one shorter than the
+  // fault (the lower bound is a real check of the mechanism).
   TestServer server;
   int port = FreePort();
   Client direct(server.port());
   REQUIRE(direct.connected());
-  double baseline = MedianRoundTrip(direct, 21);
+  double direct_median = 0;
+  double baseline = FastestRoundTrip(direct, 21, &direct_median);
 
   Applied passthrough(
       MakeFault("proxy.latency",
                 {{"listen", Loopback(port)}, {"upstream", server.address()}, {"latency", "0"}}));
   Client via_proxy(port);
   REQUIRE(via_proxy.connected());
-  double overhead = MedianRoundTrip(via_proxy, 21) - baseline;
+  double overhead = FastestRoundTrip(via_proxy, 21) - baseline;
 
   Applied latency(MakeFault(
       "proxy.latency",
       {{"listen", Loopback(port)}, {"upstream", server.address()}, {"latency", "100ms"}}));
-  double added = MedianRoundTrip(via_proxy, 21) - baseline;
+  double median = 0;
+  double added = FastestRoundTrip(via_proxy, 21, &median) - baseline;
   std::printf(
-      "proxy.latency: baseline RTT %.3f ms, proxy overhead %.3f ms, added %.3f ms "
-      "(target 100 ms)\n",
-      baseline, overhead, added);
+      "proxy.latency: direct RTT fastest %.3f ms (median %.3f), proxy overhead %.3f ms, added "
+      "%.3f ms (median %.3f; target 100 +- 5 ms)\n",
+      baseline, direct_median, overhead, added, median - baseline);
   CHECK(added >= 95);
-  CHECK(added <= 130);
+  CHECK(added <= 105);
 
   // direction=both adds it on the way up as well.
   REQUIRE(latency.Revert().ok());
@@ -289,10 +303,11 @@ TEST_CASE("proxy.latency adds 100ms to a round trip", "[proxy]") {
                                            {"upstream", server.address()},
                                            {"latency", "50ms"},
                                            {"direction", "both"}}));
-  double added_both = MedianRoundTrip(via_proxy, 11) - baseline;
-  std::printf("proxy.latency 50ms both: added %.3f ms (target 100 ms)\n", added_both);
+  double added_both = FastestRoundTrip(via_proxy, 11, &median) - baseline;
+  std::printf("proxy.latency 50ms both: added %.3f ms (median %.3f; target 100 +- 5 ms)\n",
+              added_both, median - baseline);
   CHECK(added_both >= 95);
-  CHECK(added_both <= 130);
+  CHECK(added_both <= 105);
 }
 
 TEST_CASE("proxy.jitter spreads delays around the latency", "[proxy]") {

@@ -4,14 +4,17 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <catch2/catch.hpp>
 #include <chrono>
+#include <cmath>
 #include <fstream>
 #include <sstream>
 #include <thread>
 
 #include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
+#include "absl/strings/str_format.h"
 #include "absl/strings/str_split.h"
 #include "injector/child_process.h"
 #include "injector/fault_registry.h"
@@ -85,29 +88,38 @@ TEST_CASE("stress.cpu holds one core at 50% within 3 points", "[stress]") {
   std::vector<ProcessId> workers = Workers(*f);
   REQUIRE(workers.size() == 1);
   pid_t pid = workers[0].pid;
+  SchedStat settle = ReadSchedStat(pid);
   std::this_thread::sleep_for(std::chrono::milliseconds(300));  // past the start-up edge
-  // Measure up to three 3 s windows and judge the one least disturbed by other load on
-  // this machine: time the worker spent runnable but waiting for a CPU is time it could
-  // not have used, whatever its duty cycle.
-  double best_share = 0, best_wait = 1;
-  for (int attempt = 0; attempt < 3; ++attempt) {
-    SchedStat a = ReadSchedStat(pid);
-    auto t0 = std::chrono::steady_clock::now();
-    std::this_thread::sleep_for(std::chrono::seconds(3));
-    SchedStat b = ReadSchedStat(pid);
-    double wall = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
-    double share = static_cast<double>(b.run_ns - a.run_ns) / 1e9 / wall;
-    double wait = static_cast<double>(b.wait_ns - a.wait_ns) / 1e9 / wall;
-    if (wait < best_wait) {
-      best_wait = wait;
-      best_share = share;
-    }
-    if (wait < 0.02) break;
-  }
-  std::printf("stress.cpu 50%%: measured %.1f%% CPU (%.1f%% runnable but waiting)\n",
-              best_share * 100, best_wait * 100);
-  CHECK(best_share <= 0.53);
-  CHECK(best_share >= 0.47 - best_wait);
+  // Over 3 s of wall time W the worker runs `run` and spends `wait` runnable but kept off
+  // the CPU by other load (/proc/PID/schedstat; wake-up latency counts as wait too).
+  // The worker spins until its CPU time reaches load x the wall time it could have run, so:
+  //  - run / W <= 50 % + 3: it never takes more than its share, however idle the machine;
+  //  - run / (W - wait) >= 50 % - 3: of the time it was not kept off the CPU it got its
+  //    share. Time spent waiting is the only CPU it may lose (after being starved for more
+  //    than 100 ms it forgives the debt instead of burning at 100 %), and it loses at most
+  //    load x wait <= wait of it. On an idle machine wait ~ 0 and both bounds are the
+  //    plain +-3 points; on a loaded one the lower bound is what the worker got relative
+  //    to what it could get, so other engineers' builds cannot fail the test, while a
+  //    worker that idles when it should spin still does.
+  // One allowance on the upper bound: CPU owed from before the window (the worker was kept
+  // waiting during the settling time) is caught up inside it. That debt is at most
+  // load x the wait before the window, and never more than the worker's 100 ms cap.
+  SchedStat a = ReadSchedStat(pid);
+  const double owed = std::min(0.1, 0.5 * static_cast<double>(a.wait_ns - settle.wait_ns) / 1e9);
+  auto t0 = std::chrono::steady_clock::now();
+  std::this_thread::sleep_for(std::chrono::seconds(3));
+  SchedStat b = ReadSchedStat(pid);
+  double wall = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+  double run = static_cast<double>(b.run_ns - a.run_ns) / 1e9;
+  double wait = static_cast<double>(b.wait_ns - a.wait_ns) / 1e9;
+  double share = run / wall;
+  double share_of_available = run / std::max(wall - wait, 1e-3);
+  std::printf(
+      "stress.cpu 50%%: %.3f s CPU over %.3f s wall = %.1f%%; %.3f s runnable but waiting; "
+      "%.1f%% of the time it could run; %.3f s owed from before\n",
+      run, wall, share * 100, wait, share_of_available * 100, owed);
+  CHECK(share <= 0.53 + owed / wall);
+  CHECK(share_of_available >= 0.47);
   REQUIRE(f->Revert().ok());
   CHECK_FALSE(AnyAlive(workers));
 }
@@ -146,6 +158,56 @@ TEST_CASE("stress.memory reaches its size in RSS within 2%", "[stress]") {
   CHECK(rss_kb <= size / 1024 * 102 / 100);
   REQUIRE(f->Revert().ok());
   CHECK_FALSE(AnyAlive(workers));
+}
+
+TEST_CASE("stress.memory size as a share of RAM resolves against MemTotal and is held",
+          "[stress]") {
+  // MemTotal from /proc/meminfo (kB), read independently of the fault's sysinfo().
+  uint64_t mem_total_kb = 0;
+  {
+    std::ifstream in("/proc/meminfo");
+    std::string key, unit;
+    while (in >> key >> mem_total_kb >> unit && key != "MemTotal:") {
+    }
+  }
+  REQUIRE(mem_total_kb > 0);
+  const double total = static_cast<double>(mem_total_kb) * 1024;
+  // A share that comes to about 96 MiB whatever the machine, written with 6 decimals.
+  const double percent = 96.0 * 1024 * 1024 / total * 100;
+  const std::string size = absl::StrFormat("%.6f%%", percent);
+  FaultPtr f = MustCreate("stress.memory", {{"size", size}});
+  // Describe() says what it resolved to: "<share>% (N bytes)".
+  std::string description = f->Describe();
+  size_t open = description.find(" (");
+  uint64_t bytes = 0;
+  REQUIRE(open != std::string::npos);
+  REQUIRE(absl::SimpleAtoi(
+      description.substr(open + 2, description.find(" bytes", open) - open - 2), &bytes));
+  const double expected = total * percent / 100;
+  std::printf("stress.memory %s of %llu KiB RAM: %llu bytes (expected %.0f)\n", size.c_str(),
+              static_cast<unsigned long long>(mem_total_kb), static_cast<unsigned long long>(bytes),
+              expected);
+  CHECK(std::abs(static_cast<double>(bytes) - expected) <= 4096);
+  REQUIRE(f->Inject().ok());
+  std::vector<ProcessId> workers = Workers(*f);
+  REQUIRE(workers.size() == 1);
+  const uint64_t page = static_cast<uint64_t>(sysconf(_SC_PAGESIZE));
+  const uint64_t mapping_kb = (bytes + page - 1) / page * page / 1024;
+  uint64_t rss_kb = SmapsRssKbOfMappingSized(workers[0].pid, mapping_kb);
+  std::printf("stress.memory: mapping of %llu KiB has RSS %llu KiB\n",
+              static_cast<unsigned long long>(mapping_kb), static_cast<unsigned long long>(rss_kb));
+  CHECK(rss_kb >= mapping_kb * 98 / 100);
+  CHECK(rss_kb <= mapping_kb * 102 / 100);
+  REQUIRE(f->Revert().ok());
+  CHECK_FALSE(AnyAlive(workers));
+}
+
+TEST_CASE("stress.memory refuses a share of RAM above 100%", "[stress]") {
+  FaultSpec spec{"stress.memory", {{"size", "150%"}}, std::nullopt};
+  auto f = Factory("stress.memory").Create(spec);
+  REQUIRE_FALSE(f.ok());
+  CHECK(f.status().code() == absl::StatusCode::kInvalidArgument);
+  CHECK_THAT(std::string(f.status().message()), Catch::Contains("\"size\""));
 }
 
 TEST_CASE("SIGKILL of the stress holder leaves no worker alive", "[stress]") {
