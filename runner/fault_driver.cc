@@ -138,7 +138,9 @@ absl::StatusOr<std::vector<FaultDriver::Resolved>> FaultDriver::Resolve(
     spec.params["upstream"] = topology_->gateway;
     return std::vector<Resolved>{{agent, spec, absl::StrCat("gateway via ", route_listen_)}};
   }
-  if (!absl::StartsWith(kind, "process.")) {
+  // reference.degrade targets the replica process too (its admin socket comes from its
+  // command line), so the agent's process allowlist and hard rules apply to it.
+  if (!absl::StartsWith(kind, "process.") && kind != "reference.degrade") {
     // Node-level kinds (stress.*, gpu.*) act on the node the role runs on: the local one.
     return std::vector<Resolved>{{agent, fault.spec, absl::StrCat("node of ", role.ToString())}};
   }
