@@ -34,6 +34,7 @@ std::span<const Command> Commands();
 std::optional<int> ParseArgs(CLI::App& app, int argc, char** argv);
 
 int AgentCommand(int argc, char** argv);
+int DemoCommand(int argc, char** argv);
 int ReferenceCommand(int argc, char** argv);
 int DoctorCommand(int argc, char** argv);
 int FaultsCommand(int argc, char** argv);

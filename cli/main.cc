@@ -14,6 +14,8 @@ namespace {
 constexpr Command kCommands[] = {
     {"run", "Run drills: load, faults on schedule, RTO/RPO/SLO verdicts, run record",
      &RunDrillCommand},
+    {"demo", "Run the default drill against the built-in reference service (make demo)",
+     &DemoCommand},
     {"agent", "Node agent: serve, init-pki, halt, resume, list (DESIGN 5)", &AgentCommand},
     {"reference", "Run the reference inference service: up, down, status, replica, gateway",
      &ReferenceCommand},
