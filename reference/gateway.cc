@@ -227,18 +227,27 @@ class GatewayImpl final : public inference::GRPCInferenceService::CallbackServic
       return Finish(call, call->last_status);
     }
     call->tried.push_back(i);
-    call->try_context = std::make_unique<grpc::ClientContext>();
-    call->try_context->set_deadline(std::min(
-        call->deadline,
-        std::chrono::system_clock::now() + std::chrono::milliseconds(options_.per_try_timeout_ms)));
+    // The try is a child of the client's call: when the client cancels (or its deadline
+    // passes), gRPC cancels the try in flight on the replica too.
+    call->try_context = grpc::ClientContext::FromCallbackServerContext(*call->server_context);
+    const SystemTime per_try =
+        std::chrono::system_clock::now() + std::chrono::milliseconds(options_.per_try_timeout_ms);
+    // A try cut short by the client's (or the overall) deadline says nothing about the
+    // replica if it runs out of time: only the per-try timeout is the replica's to meet.
+    const bool capped = call->deadline < per_try;
+    call->try_context->set_deadline(std::min(call->deadline, per_try));
     call->try_response = std::make_unique<Resp>();
     call->invoke(pool_->stub(i), call->try_context.get(), call->request, call->try_response.get(),
-                 [this, call, i](grpc::Status status) { OnTryDone(call, i, std::move(status)); });
+                 [this, call, i, capped](grpc::Status status) {
+                   OnTryDone(call, i, capped, std::move(status));
+                 });
   }
 
   template <typename Req, typename Resp>
-  void OnTryDone(const std::shared_ptr<Call<Req, Resp>>& call, int i, grpc::Status status) {
-    pool_->Release(i, status.error_code());
+  void OnTryDone(const std::shared_ptr<Call<Req, Resp>>& call, int i, bool capped,
+                 grpc::Status status) {
+    const TryOutcome outcome = ReplicaPool::Classify(status.error_code(), capped);
+    pool_->Release(i, outcome);
     metrics_.Add("chaosdrill_gateway_replica_requests_total",
                  {{"replica", pool_->address(i)}, {"code", CodeName(status.error_code())}});
     if (status.ok()) {
@@ -248,7 +257,7 @@ class GatewayImpl final : public inference::GRPCInferenceService::CallbackServic
     call->last_status =
         grpc::Status(status.error_code(),
                      absl::StrCat("replica ", pool_->address(i), ": ", status.error_message()));
-    const bool retryable = ReplicaPool::IsReplicaFailure(status.error_code()) &&
+    const bool retryable = outcome == TryOutcome::kFailure &&
                            static_cast<int>(call->tried.size()) < options_.max_tries &&
                            std::chrono::system_clock::now() < call->deadline &&
                            !call->server_context->IsCancelled() && !stopping_;

@@ -52,6 +52,12 @@ bool ReplicaPool::IsReplicaFailure(grpc::StatusCode code) {
   }
 }
 
+TryOutcome ReplicaPool::Classify(grpc::StatusCode code, bool deadline_capped) {
+  if (code == grpc::StatusCode::CANCELLED) return TryOutcome::kNeutral;
+  if (code == grpc::StatusCode::DEADLINE_EXCEEDED && deadline_capped) return TryOutcome::kNeutral;
+  return IsReplicaFailure(code) ? TryOutcome::kFailure : TryOutcome::kSuccess;
+}
+
 bool ReplicaPool::RoutableLocked(int i, int64_t now_ns) const {
   return replicas_[i]->healthy && !outlier_.IsEjected(i, now_ns);
 }
@@ -78,7 +84,7 @@ int ReplicaPool::Acquire(const std::vector<int>& exclude) {
   return best;
 }
 
-void ReplicaPool::Release(int i, grpc::StatusCode code) {
+void ReplicaPool::Release(int i, TryOutcome outcome) {
   int64_t detection = 0;
   bool ejected = false;
   {
@@ -87,9 +93,9 @@ void ReplicaPool::Release(int i, grpc::StatusCode code) {
     --replicas_[i]->outstanding;
     metrics_.Set("chaosdrill_gateway_replica_outstanding", {{"replica", address(i)}},
                  replicas_[i]->outstanding);
-    if (IsReplicaFailure(code)) {
+    if (outcome == TryOutcome::kFailure) {
       ejected = outlier_.RecordFailure(i, now, &detection);
-    } else {
+    } else if (outcome == TryOutcome::kSuccess) {
       outlier_.RecordSuccess(i);
     }
     if (ejected) PublishLocked(i, now);

@@ -23,6 +23,15 @@
 
 namespace chaosdrill::reference {
 
+// What a finished try says about the replica that served it (outlier detection).
+enum class TryOutcome {
+  kSuccess,  // the replica answered (any code that is not a replica failure)
+  kFailure,  // a replica failure: feeds the consecutive-failure streak, may be retried
+  kNeutral,  // says nothing about the replica: the try was cancelled (the client went
+             // away), or it ran out of a deadline the client or the gateway's overall
+             // deadline imposed, shorter than the per-try timeout
+};
+
 class ReplicaPool {
  public:
   ReplicaPool(const GatewayOptions& options, Metrics& metrics, Clock& clock);
@@ -36,8 +45,9 @@ class ReplicaPool {
   // The routable replica with the fewest outstanding requests, not in `exclude`; -1 when
   // there is none. Counts the request as outstanding until Release.
   int Acquire(const std::vector<int>& exclude);
-  // Ends a request started by Acquire; a failure code feeds outlier detection.
-  void Release(int i, grpc::StatusCode code);
+  // Ends a request started by Acquire; a kFailure feeds outlier detection, a kSuccess
+  // resets the replica's failure streak, a kNeutral does neither.
+  void Release(int i, TryOutcome outcome);
   // Result of one active health probe; `why` says what failed.
   void RecordProbe(int i, bool pass, const std::string& why);
 
@@ -50,6 +60,10 @@ class ReplicaPool {
 
   // Codes that count as a replica failure (and may be retried elsewhere).
   static bool IsReplicaFailure(grpc::StatusCode code);
+  // The outcome of a try that ended with `code`. `deadline_capped`: the try's deadline
+  // was the client's (or the overall) deadline, shorter than the per-try timeout, so a
+  // DEADLINE_EXCEEDED is the client's impatience, not the replica's fault.
+  static TryOutcome Classify(grpc::StatusCode code, bool deadline_capped);
 
  private:
   struct Replica {

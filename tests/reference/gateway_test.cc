@@ -12,14 +12,18 @@
 #include <atomic>
 #include <catch2/catch.hpp>
 #include <chrono>
+#include <functional>
 #include <regex>
 #include <sstream>
 #include <thread>
 
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_split.h"
+#include "absl/synchronization/mutex.h"
+#include "absl/time/time.h"
 #include "chaosdrill/reference/v1/session.grpc.pb.h"
 #include "reference/metrics.h"
+#include "reference/model_codec.h"
 #include "reference/replica.h"
 #include "reference/tiny_mlp.h"
 #include "tests/reference/oip_test_util.h"
@@ -211,7 +215,7 @@ TEST_CASE("SIGKILL of a replica under load: ejected, clients keep succeeding, re
   CHECK(detections >= 1);
   CHECK(wrong == 0);
   CHECK(failed <= 5);  // retries on another replica absorb the kill (0 seen in practice)
-  CHECK(ok >= 300);  // the load really ran (about 1200 on an idle box)
+  CHECK(ok >= 300);    // the load really ran (about 1200 on an idle box)
   CHECK(ReplicaOk(**gateway, victim) > victim_ok_while_dead);  // traffic came back
 }
 
@@ -314,6 +318,363 @@ TEST_CASE("a slow replica hits the per-try deadline and the request is retried e
   CHECK(m.Value("chaosdrill_gateway_replica_requests_total",
                 {{"replica", addresses[0]}, {"code", "DEADLINE_EXCEEDED"}}) >= 1);
   CHECK(m.Value("chaosdrill_gateway_ejections_total", {{"replica", addresses[0]}}) == 1);
+}
+
+double ReplicaTries(Gateway& g, const std::string& address) {
+  double total = 0;
+  for (const char* code : {"OK", "UNAVAILABLE", "DEADLINE_EXCEEDED", "CANCELLED", "INTERNAL",
+                           "UNKNOWN", "RESOURCE_EXHAUSTED", "ABORTED", "INVALID_ARGUMENT"}) {
+    total += g.metrics().Value("chaosdrill_gateway_replica_requests_total",
+                               {{"replica", address}, {"code", code}});
+  }
+  return total;
+}
+
+// Runs `threads` closed-loop clients of golden inferences until `done()` or `timeout`.
+void RunLoad(const std::string& address, int threads, const std::function<bool()>& done,
+             absl::Duration timeout, int client_timeout_ms = 5000) {
+  std::atomic<bool> stop{false};
+  std::vector<std::thread> load;
+  for (int w = 0; w < threads; ++w) {
+    load.emplace_back([&] {
+      auto stub = Connect(address);
+      while (!stop) (void)Infer(*stub, GoldenInput(), true, client_timeout_ms);
+    });
+  }
+  const absl::Time deadline = absl::Now() + timeout;
+  while (!done() && absl::Now() < deadline) absl::SleepFor(absl::Milliseconds(10));
+  stop = true;
+  for (auto& t : load) t.join();
+}
+
+TEST_CASE("least outstanding requests shifts concurrent load away from a slow replica",
+          "[reference]") {
+  // Replica 0 answers after 500 ms, the others in about a millisecond. Under least-
+  // outstanding-requests each pick goes to a replica with the fewest requests in flight,
+  // so the slow one only gets a request when it is as idle as the fast ones: its share is
+  // about fast latency / slow latency. Round-robin would give it exactly a third whatever
+  // the latencies, which is what the bound below rejects.
+  std::vector<std::unique_ptr<Replica>> replicas;
+  std::vector<std::string> addresses;
+  for (int i = 0; i < 3; ++i) {
+    ReplicaOptions ro;
+    ro.slow_delay_ms = 500;
+    ro.degrade = i == 0 ? "slow" : "none";
+    auto r = Replica::Start(ro);
+    REQUIRE(r.ok());
+    REQUIRE((*r)->WaitReady(20000));
+    addresses.push_back((*r)->address());
+    replicas.push_back(*std::move(r));
+  }
+  GatewayOptions options = FastGateway(addresses);
+  options.deep_probe = false;  // ServerReady is not slowed: the slow replica stays healthy
+  auto gateway = Gateway::Start(options);
+  REQUIRE(gateway.ok());
+  REQUIRE((*gateway)->WaitForRoutable(3, 20000));
+  Gateway& g = **gateway;
+  RunLoad(
+      g.address(), 6,
+      [&] { return ReplicaOk(g, addresses[1]) + ReplicaOk(g, addresses[2]) >= 600; },
+      absl::Seconds(30));
+  const double slow = ReplicaOk(g, addresses[0]);
+  const double total = slow + ReplicaOk(g, addresses[1]) + ReplicaOk(g, addresses[2]);
+  WARN("least outstanding requests: slow replica served " << slow << " of " << total
+                                                          << " requests");
+  CHECK(total >= 600);
+  CHECK(slow >= 1);            // still routable, and still used
+  CHECK(slow < 0.15 * total);  // round-robin: 1/3
+  CHECK(g.RoutableReplicas() == 3);
+  CHECK(g.metrics().Value("chaosdrill_gateway_ejections_total", {{"replica", addresses[0]}}) == 0);
+}
+
+// An OIP server whose ServerReady answer the test sets, recording for each probe what it
+// answered and how many replicas the gateway found routable when the probe arrived. A
+// probe starts only after the previous one's result was recorded, so the k-th entry sees
+// the effect of the first k-1 probes exactly.
+class ProbeRecorder final : public inference::GRPCInferenceService::Service {
+ public:
+  struct Probe {
+    bool answered_ready;
+    int routable_at_arrival;
+  };
+  grpc::Status ServerReady(grpc::ServerContext*, const inference::ServerReadyRequest*,
+                           inference::ServerReadyResponse* response) override {
+    absl::MutexLock lock(&mu_);
+    const int routable = gateway_ != nullptr ? gateway_->RoutableReplicas() : -1;
+    probes_.push_back({ready_, routable});
+    response->set_ready(ready_);
+    return grpc::Status::OK;
+  }
+  void SetReady(bool ready) {
+    absl::MutexLock lock(&mu_);
+    ready_ = ready;
+    flip_at_ = probes_.size();
+  }
+  void SetGateway(Gateway* g) {
+    absl::MutexLock lock(&mu_);
+    gateway_ = g;
+  }
+  // Probes answered since the last SetReady, once there are at least `n` (bounded wait).
+  std::vector<Probe> WaitProbesSinceFlip(size_t n, absl::Duration timeout) {
+    absl::MutexLock lock(&mu_);
+    auto enough = [&]() ABSL_NO_THREAD_SAFETY_ANALYSIS { return probes_.size() >= flip_at_ + n; };
+    mu_.AwaitWithTimeout(absl::Condition(&enough), timeout);
+    return std::vector<Probe>(probes_.begin() + static_cast<long>(flip_at_), probes_.end());
+  }
+
+ private:
+  absl::Mutex mu_;
+  bool ready_ ABSL_GUARDED_BY(mu_) = true;
+  size_t flip_at_ ABSL_GUARDED_BY(mu_) = 0;
+  Gateway* gateway_ ABSL_GUARDED_BY(mu_) = nullptr;
+  std::vector<Probe> probes_ ABSL_GUARDED_BY(mu_);
+};
+
+TEST_CASE("rise and fall: unhealthy after exactly fall failed probes, back after exactly rise",
+          "[reference]") {
+  ProbeRecorder recorder;
+  grpc::ServerBuilder builder;
+  int port = 0;
+  builder.AddListeningPort("127.0.0.1:0", grpc::InsecureServerCredentials(), &port);
+  builder.RegisterService(&recorder);
+  std::unique_ptr<grpc::Server> server = builder.BuildAndStart();
+  REQUIRE(server != nullptr);
+  GatewayOptions options = FastGateway({absl::StrCat("127.0.0.1:", port)});
+  options.deep_probe = false;
+  options.health_interval_ms = 50;
+  options.fall = 3;
+  options.rise = 4;
+  auto gateway = Gateway::Start(options);
+  REQUIRE(gateway.ok());
+  recorder.SetGateway(gateway->get());
+  REQUIRE((*gateway)->WaitForRoutable(1, 20000));
+
+  recorder.SetReady(false);
+  std::vector<ProbeRecorder::Probe> down =
+      recorder.WaitProbesSinceFlip(options.fall + 2, absl::Seconds(20));
+  REQUIRE(down.size() >= static_cast<size_t>(options.fall + 2));
+  // down[0] may have been answered "ready" if it was in flight when the answer flipped.
+  size_t first_fail = 0;
+  while (first_fail < down.size() && down[first_fail].answered_ready) ++first_fail;
+  REQUIRE(first_fail <= 1);
+  REQUIRE(down.size() >= first_fail + options.fall + 1);
+  for (int k = 0; k < options.fall; ++k) {
+    INFO("failed probe " << k + 1);
+    CHECK(down[first_fail + k].routable_at_arrival == 1);  // routable until the fall-th
+  }
+  CHECK(down[first_fail + options.fall].routable_at_arrival == 0);
+
+  recorder.SetReady(true);
+  std::vector<ProbeRecorder::Probe> up =
+      recorder.WaitProbesSinceFlip(options.rise + 2, absl::Seconds(20));
+  size_t first_pass = 0;
+  while (first_pass < up.size() && !up[first_pass].answered_ready) ++first_pass;
+  REQUIRE(first_pass <= 1);
+  REQUIRE(up.size() >= first_pass + options.rise + 1);
+  for (int k = 0; k < options.rise; ++k) {
+    INFO("passed probe " << k + 1);
+    CHECK(up[first_pass + k].routable_at_arrival == 0);  // out until the rise-th
+  }
+  CHECK(up[first_pass + options.rise].routable_at_arrival == 1);
+  CHECK((*gateway)->metrics().Value("chaosdrill_gateway_unhealthy_transitions_total",
+                                    {{"replica", options.replicas[0]}}) == 1);
+  recorder.SetGateway(nullptr);
+  gateway->reset();
+  server->Shutdown();
+}
+
+TEST_CASE("the overall deadline ends a request that keeps timing out its tries", "[reference]") {
+  // Five replicas that never answer in time: each try hits the 300 ms per-try timeout and
+  // is retried elsewhere, up to 5 tries (1.5 s). The 700 ms overall deadline ends it
+  // first, well inside the client's own 5 s.
+  std::vector<std::unique_ptr<Replica>> replicas;
+  std::vector<std::string> addresses;
+  for (int i = 0; i < 5; ++i) {
+    ReplicaOptions ro;
+    ro.slow_delay_ms = 5000;
+    ro.degrade = "slow";
+    auto r = Replica::Start(ro);
+    REQUIRE(r.ok());
+    REQUIRE((*r)->WaitReady(20000));
+    addresses.push_back((*r)->address());
+    replicas.push_back(*std::move(r));
+  }
+  GatewayOptions options = FastGateway(addresses);
+  options.deep_probe = false;
+  options.per_try_timeout_ms = 300;
+  options.overall_timeout_ms = 700;
+  options.max_tries = 5;
+  options.consecutive_failures = 100;  // no ejection: every try has a replica to go to
+  auto gateway = Gateway::Start(options);
+  REQUIRE(gateway.ok());
+  REQUIRE((*gateway)->WaitForRoutable(5, 20000));
+  auto stub = Connect((*gateway)->address());
+  const absl::Time start = absl::Now();
+  auto out = Infer(*stub, GoldenInput(), true, 5000);
+  const absl::Duration elapsed = absl::Now() - start;
+  const double retries = (*gateway)->metrics().Value("chaosdrill_gateway_retries_total");
+  WARN("overall deadline: answered after " << absl::FormatDuration(elapsed) << " with "
+                                           << out.status() << ", " << retries << " retries");
+  CHECK(out.status().code() == absl::StatusCode::kDeadlineExceeded);
+  CHECK(elapsed >= absl::Milliseconds(650));  // not before the overall deadline
+  CHECK(elapsed < absl::Milliseconds(1400));  // 5 tries of 300 ms would take 1.5 s
+  CHECK(retries >= 1);
+  CHECK(retries <= 2);  // tries start at ~0, ~300, ~600 ms; the 700 ms deadline stops more
+}
+
+TEST_CASE("the gateway never routes to an ejected replica", "[reference]") {
+  InProcessReplicas r(3);
+  GatewayOptions options = FastGateway(r.addresses);
+  options.deep_probe = false;
+  options.base_ejection_ms = 20000;
+  options.max_ejection_ms = 20000;
+  auto gateway = Gateway::Start(options);
+  REQUIRE(gateway.ok());
+  REQUIRE((*gateway)->WaitForRoutable(3, 20000));
+  Gateway& g = **gateway;
+  REQUIRE(r.replicas[0]->SetDegrade("errors").ok());
+  auto stub = Connect(g.address());
+  for (int i = 0; i < 200 && g.metrics().Value("chaosdrill_gateway_ejections_total",
+                                               {{"replica", r.addresses[0]}}) < 1;
+       ++i) {
+    (void)Infer(*stub, GoldenInput());
+  }
+  REQUIRE(g.metrics().Value("chaosdrill_gateway_ejections_total", {{"replica", r.addresses[0]}}) ==
+          1);
+  // Healed but still ejected (20 s): nothing may reach it until the ejection ends.
+  REQUIRE(r.replicas[0]->SetDegrade("none").ok());
+  const double tries_at_ejection = ReplicaTries(g, r.addresses[0]);
+  std::atomic<int> ok{0};
+  std::vector<std::thread> load;
+  for (int w = 0; w < 4; ++w) {
+    load.emplace_back([&] {
+      auto s = Connect(g.address());
+      for (int i = 0; i < 50; ++i) ok += Infer(*s, GoldenInput()).ok();
+    });
+  }
+  for (auto& t : load) t.join();
+  CHECK(ok == 200);
+  CHECK(ReplicaTries(g, r.addresses[0]) == tries_at_ejection);
+  CHECK(g.metrics().Value("chaosdrill_gateway_replica_ejected", {{"replica", r.addresses[0]}}) ==
+        1);
+  CHECK(g.RoutableReplicas() == 2);
+}
+
+TEST_CASE("short client deadlines and the overall deadline do not eject healthy replicas",
+          "[reference]") {
+  // Every inference takes 300 ms. Clients that give up after 50 ms see DEADLINE_EXCEEDED,
+  // but the replicas did nothing wrong: the tries were cut by the client's deadline, not
+  // by the per-try timeout, so outlier detection must not count them (it did: three of
+  // them in a row ejected a replica, and soon all three).
+  std::vector<std::unique_ptr<Replica>> replicas;
+  std::vector<std::string> addresses;
+  for (int i = 0; i < 3; ++i) {
+    ReplicaOptions ro;
+    ro.slow_delay_ms = 300;
+    ro.degrade = "slow";
+    auto r = Replica::Start(ro);
+    REQUIRE(r.ok());
+    REQUIRE((*r)->WaitReady(20000));
+    addresses.push_back((*r)->address());
+    replicas.push_back(*std::move(r));
+  }
+  GatewayOptions options = FastGateway(addresses);
+  options.deep_probe = false;
+  options.per_try_timeout_ms = 1000;
+  options.overall_timeout_ms = 3000;
+  auto gateway = Gateway::Start(options);
+  REQUIRE(gateway.ok());
+  REQUIRE((*gateway)->WaitForRoutable(3, 20000));
+  Gateway& g = **gateway;
+  auto stub = Connect(g.address());
+  int deadline_exceeded = 0;
+  for (int i = 0; i < 15; ++i) {
+    deadline_exceeded += Infer(*stub, GoldenInput(), true, 50).status().code() ==
+                         absl::StatusCode::kDeadlineExceeded;
+  }
+  CHECK(deadline_exceeded == 15);
+  // The same through the gateway's own overall deadline (100 ms < per-try 1000 ms).
+  GatewayOptions short_overall = options;
+  short_overall.overall_timeout_ms = 100;
+  auto gateway2 = Gateway::Start(short_overall);
+  REQUIRE(gateway2.ok());
+  REQUIRE((*gateway2)->WaitForRoutable(3, 20000));
+  auto stub2 = Connect((*gateway2)->address());
+  int overall_exceeded = 0;
+  for (int i = 0; i < 15; ++i) {
+    overall_exceeded += Infer(*stub2, GoldenInput(), true, 5000).status().code() ==
+                        absl::StatusCode::kDeadlineExceeded;
+  }
+  CHECK(overall_exceeded == 15);
+  for (Gateway* gw : {&g, gateway2->get()}) {
+    for (const std::string& a : addresses) {
+      INFO(a);
+      CHECK(gw->metrics().Value("chaosdrill_gateway_ejections_total", {{"replica", a}}) == 0);
+    }
+    CHECK(gw->RoutableReplicas() == 3);
+    CHECK(gw->metrics().Value("chaosdrill_gateway_retries_total") == 0);  // no time left
+  }
+  // Patient clients are served.
+  CHECK(Infer(*stub, GoldenInput(), true, 5000).ok());
+}
+
+TEST_CASE("a client's cancellation cancels the try in flight on the replica", "[reference]") {
+  ReplicaOptions ro;
+  ro.slow_delay_ms = 5000;
+  ro.degrade = "slow";
+  auto replica = Replica::Start(ro);
+  REQUIRE(replica.ok());
+  REQUIRE((*replica)->WaitReady(20000));
+  const std::string address = (*replica)->address();
+  GatewayOptions options = FastGateway({address});
+  options.deep_probe = false;
+  options.per_try_timeout_ms = 8000;
+  options.overall_timeout_ms = 10000;
+  auto gateway = Gateway::Start(options);
+  REQUIRE(gateway.ok());
+  REQUIRE((*gateway)->WaitForRoutable(1, 20000));
+  Gateway& g = **gateway;
+  auto stub = Connect(g.address());
+  auto wait_for = [&](const std::function<bool()>& pred, absl::Duration timeout) {
+    const absl::Time deadline = absl::Now() + timeout;
+    while (!pred() && absl::Now() < deadline) absl::SleepFor(absl::Milliseconds(5));
+    return pred();
+  };
+  for (int round = 1; round <= 3; ++round) {
+    INFO("round " << round);
+    grpc::ClientContext ctx;
+    inference::ModelInferRequest req =
+        MakeInferRequest("tiny-mlp", TensorSpec{"INPUT0", "FP32", {}}, GoldenInput(), true);
+    inference::ModelInferResponse resp;
+    grpc::Status status;
+    std::thread client([&] { status = stub->ModelInfer(&ctx, req, &resp); });
+    const bool in_flight = wait_for(
+        [&] {
+          return g.metrics().Value("chaosdrill_gateway_replica_outstanding",
+                                   {{"replica", address}}) == 1;
+        },
+        absl::Seconds(5));
+    ctx.TryCancel();
+    const absl::Time cancelled = absl::Now();
+    client.join();
+    // Without propagation the try would hold on until the replica answered (5 s).
+    const bool try_cancelled = wait_for(
+        [&] {
+          return g.metrics().Value("chaosdrill_gateway_replica_requests_total",
+                                   {{"replica", address}, {"code", "CANCELLED"}}) == round;
+        },
+        absl::Seconds(3));
+    const absl::Duration took = absl::Now() - cancelled;
+    WARN("round " << round << ": the try ended " << absl::FormatDuration(took)
+                  << " after the client cancelled");
+    CHECK(in_flight);
+    CHECK(status.error_code() == grpc::StatusCode::CANCELLED);
+    CHECK(try_cancelled);
+    CHECK(g.metrics().Value("chaosdrill_gateway_replica_outstanding", {{"replica", address}}) == 0);
+  }
+  // Cancellations are not replica failures.
+  CHECK(g.metrics().Value("chaosdrill_gateway_ejections_total", {{"replica", address}}) == 0);
+  CHECK(g.RoutableReplicas() == 1);
 }
 
 TEST_CASE("gateway /metrics endpoint serves parseable Prometheus text", "[reference]") {
