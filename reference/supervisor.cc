@@ -10,10 +10,12 @@
 #include <algorithm>
 #include <cerrno>
 #include <fstream>
+#include <random>
 #include <utility>
 #include <vector>
 
 #include "absl/strings/str_cat.h"
+#include "absl/strings/str_format.h"
 #include "absl/strings/str_join.h"
 #include "common/log.h"
 #include "common/status.h"
@@ -31,6 +33,11 @@ constexpr absl::Duration kReadyPoll = absl::Milliseconds(50);
 // How long a dead Redis primary waits for the sentinels to fail over before it is
 // restarted anyway (then as an empty primary: the data is gone either way).
 constexpr absl::Duration kRedisRestartGuard = absl::Seconds(30);
+// With a replication link: the Redis ACL user the sentinels log in as. It may do
+// everything except point a node at an address (REPLICAOF/SLAVEOF host port); REPLICAOF
+// NO ONE, the promotion, stays allowed. Redis 7.0 accepts a first-argument rule on a
+// command without subcommands with a deprecation warning in the node's log.
+constexpr char kSentinelUser[] = "chaosdrill-sentinel";
 
 enum class Kind { kRedis, kSentinel, kReplica, kGateway };
 
@@ -41,6 +48,7 @@ struct Child {
   std::string log;
   std::string ready_file;  // replica/gateway
   std::string config;      // redis/sentinel
+  std::string link;        // redis, with a replication link: the link in front of this node
   std::unique_ptr<ChildProcess> proc;
   int restarts = 0;
   absl::Duration backoff;
@@ -217,7 +225,8 @@ class Supervisor {
     }
     dir_ = real;
 
-    const int n_ports = 2 + 3 + options_.replicas + (options_.replicas > 0 ? 2 : 0);
+    const int n_ports =
+        2 + 3 + options_.replicas + (options_.replicas > 0 ? 2 : 0) + (link_mode() ? 2 : 0);
     ASSIGN_OR_RETURN(std::vector<int> ports, FreeLoopbackPorts(n_ports));
     size_t next = 0;
     auto add = [&](std::string name, Kind kind) {
@@ -243,9 +252,27 @@ class Supervisor {
       if (c.kind == Kind::kReplica || c.kind == Kind::kGateway) {
         c.ready_file = absl::StrCat(dir_, "/", FileStem(c.name), ".ready");
       }
+      if (c.kind == Kind::kRedis && link_mode()) {
+        c.link = absl::StrCat("127.0.0.1:", ports[next++]);
+      }
     }
     master_address_ = children_[0].address;
     const absl::Time deadline = absl::Now() + options_.ready_timeout;
+
+    if (link_mode()) {
+      std::random_device random;  // /dev/urandom
+      sentinel_password_ =
+          absl::StrFormat("%08x%08x%08x%08x", random(), random(), random(), random());
+      for (const Child& c : children_) {
+        if (c.kind != Kind::kRedis) continue;
+        absl::Status st = options_.open_store_link(c.link, c.address);
+        if (!st.ok()) {
+          return Annotate(st, absl::StrCat("opening the replication link ", c.link, " -> ", c.name,
+                                           " at ", c.address));
+        }
+        LogInfo(kLog, absl::StrCat("replication link ", c.link, " -> ", c.name, " at ", c.address));
+      }
+    }
 
     // The store: primary, then its replica, replication link up.
     for (Child& c : children_) {
@@ -343,6 +370,13 @@ class Supervisor {
           "port ", port, "\nbind 127.0.0.1\nprotected-mode no\ndaemonize no\nlogfile \"\"\n",
           "dir ", data_dir, "\nsave \"\"\nappendonly no\n",
           "repl-diskless-sync yes\nrepl-diskless-sync-delay 0\nmin-replicas-to-write 0\n");
+      if (link_mode()) {
+        // Replication goes through the link; the sentinels may promote a node but not
+        // re-point one (the supervisor does that, see ReconcileLinks).
+        absl::StrAppend(&conf, "user default on nopass ~* &* +@all\n", "user ", kSentinelUser,
+                        " on >", sentinel_password_,
+                        " ~* &* +@all -slaveof -replicaof +slaveof|no +replicaof|no\n");
+      }
       if (!replicaof.empty()) {
         auto hp = SplitHostPort(replicaof);
         if (!hp.ok()) return hp.status();
@@ -366,6 +400,11 @@ class Supervisor {
           options_.sentinel_down_after_ms, "\n", "sentinel failover-timeout ", options_.master_name,
           " ", options_.sentinel_failover_timeout_ms, "\n", "sentinel parallel-syncs ",
           options_.master_name, " 1\n");
+      if (link_mode()) {
+        absl::StrAppend(&conf, "sentinel auth-user ", options_.master_name, " ", kSentinelUser,
+                        "\nsentinel auth-pass ", options_.master_name, " ", sentinel_password_,
+                        "\n");
+      }
       return WriteFile(c.config, conf);
     }
     return absl::OkStatus();
@@ -429,7 +468,7 @@ class Supervisor {
 
   absl::Status StartChild(Child& c, const std::string& replicaof = "") {
     if (c.kind == Kind::kRedis && replicaof.empty() && &c == &children_[1] && c.restarts == 0) {
-      RETURN_IF_ERROR(WriteConfig(c, children_[0].address));
+      RETURN_IF_ERROR(WriteConfig(c, ReplicationSource(children_[0].address)));
     } else {
       RETURN_IF_ERROR(WriteConfig(c, replicaof));
     }
@@ -453,6 +492,71 @@ class Supervisor {
       }
     }
     return "";
+  }
+
+  bool link_mode() const { return static_cast<bool>(options_.open_store_link); }
+
+  const Child* RedisAt(const std::string& address) const {
+    for (const Child& c : children_) {
+      if (c.kind == Kind::kRedis && c.address == address) return &c;
+    }
+    return nullptr;
+  }
+
+  // Where a replica of the primary at `primary` connects: the primary itself, or the
+  // link in front of it.
+  std::string ReplicationSource(const std::string& primary) const {
+    if (!link_mode()) return primary;
+    const Child* node = RedisAt(primary);
+    return node != nullptr ? node->link : primary;
+  }
+
+  // The primary every answering sentinel names (at least two answer); "" if they
+  // disagree (a failover in progress) or too few answer.
+  std::string AgreedMaster() {
+    std::string agreed;
+    int answers = 0;
+    for (const Child& c : children_) {
+      if (c.kind != Kind::kSentinel || !c.proc || !c.proc->running()) continue;
+      auto v = Ask(c.address, {"SENTINEL", "get-master-addr-by-name", options_.master_name});
+      if (!v.ok() || v->type != RedisValue::Type::kArray || v->elements.size() != 2) continue;
+      std::string m = absl::StrCat(v->elements[0].str, ":", v->elements[1].str);
+      if (answers > 0 && m != agreed) return "";
+      agreed = m;
+      ++answers;
+    }
+    return answers >= 2 ? agreed : "";
+  }
+
+  // With a replication link, the supervisor does what the sentinels may not: points the
+  // node that is not the primary at the primary's link, when the sentinels agree on the
+  // primary and it confirms it is one (ROLE). That covers the node restarted after a
+  // failover (already so configured), an old primary that comes back as a master after
+  // a pause (a sentinel would "convert" it to a replica of the primary itself), and a
+  // replica someone pointed elsewhere.
+  void ReconcileLinks() {
+    const std::string m = AgreedMaster();
+    const Child* primary = m.empty() ? nullptr : RedisAt(m);
+    if (primary == nullptr || !primary->proc || !primary->proc->running()) return;
+    auto role = Ask(primary->address, {"ROLE"});
+    if (!role.ok() || role->elements.empty() || role->elements[0].str != "master") return;
+    const std::string want_port = primary->link.substr(primary->link.rfind(':') + 1);
+    for (const Child& c : children_) {
+      if (c.kind != Kind::kRedis || &c == primary || !c.proc || !c.proc->running()) continue;
+      auto info = Ask(c.address, {"INFO", "replication"});
+      if (!info.ok()) continue;
+      const std::string r = InfoField(info->str, "role");
+      const std::string port = InfoField(info->str, "master_port");
+      if (r == "slave" && port == want_port) continue;
+      LogWarn(kLog, absl::StrCat(c.name, " is ", r == "slave" ? "a replica of port " + port : r,
+                                 "; pointing it at the primary's link ", primary->link));
+      auto hp = SplitHostPort(primary->link);
+      if (!hp.ok()) continue;
+      if (auto st = Ask(c.address, {"REPLICAOF", hp->first, absl::StrCat(hp->second)}); !st.ok()) {
+        LogError(kLog, absl::StrCat("pointing ", c.name, " at ", primary->link, ": ",
+                                    st.status().message()));
+      }
+    }
   }
 
   void WatchLoop() {
@@ -483,6 +587,7 @@ class Supervisor {
                                      master_address_, ")"));
           master_address_ = m;
         }
+        if (link_mode()) ReconcileLinks();
         next_master_poll = now + absl::Milliseconds(500);
       }
       for (Child& c : children_) {
@@ -505,7 +610,7 @@ class Supervisor {
                                        absl::FormatDuration(kRedisRestartGuard),
                                        "; restarting it as an empty primary"));
           } else {
-            replicaof = m;
+            replicaof = ReplicationSource(m);
           }
         }
         ++c.restarts;
@@ -544,6 +649,14 @@ class Supervisor {
         role = primary ? "store.primary" : "store.replica";
       }
       if (c.kind == Kind::kSentinel) t.sentinels.push_back(c.address);
+      if (c.kind == Kind::kRedis && role == "store.primary" && !c.link.empty()) {
+        RoleInfo link;
+        link.address = c.link;
+        link.upstream = c.address;
+        link.node = c.name;
+        link.alive = true;  // opened by open_store_link; it lives in its owner's process
+        t.roles["store.link"] = link;
+      }
       t.roles[role] = r;
     }
     absl::MutexLock lock(&mu_);
@@ -575,6 +688,7 @@ class Supervisor {
   std::vector<Child> children_;
   std::string dir_, redis_server_, redis_sentinel_, binary_;
   std::string master_address_, gateway_address_, metrics_address_;
+  std::string sentinel_password_;  // with a replication link: the sentinels' ACL password
   bool stopping_ = false;
   std::thread thread_;
 

@@ -9,6 +9,9 @@
 //     back empty before the failover would wipe its replica;
 //   - the sentinels are polled, so "store.primary"/"store.replica" follow failovers;
 //   - DIR/topology.json is rewritten atomically after every change (reference/topology.h).
+// Optionally (open_store_link) the store's replication goes through a TCP proxy that
+// someone else owns, so a drill can slow the replication link alone (role "store.link",
+// see open_store_link below and docs/reference-inference.md).
 // All children are started from one supervisor thread, each in its own process group with
 // PR_SET_PDEATHSIG, and stopped (SIGTERM, then SIGKILL) by Stop() or the destructor.
 //
@@ -49,6 +52,26 @@ struct ReferenceServiceOptions {
   int sentinel_failover_timeout_ms = 3000;
   absl::Duration poll_interval = absl::Milliseconds(200);
   absl::Duration stop_grace = absl::Seconds(5);
+
+  // The replication link (topology role "store.link"). Unset: the replica connects to
+  // the primary directly. Set: each Redis node gets a link address (a free loopback
+  // port), and Start calls open_store_link(link, node) once per node, before starting
+  // the store; it must open a pass-through TCP proxy from `listen` to `upstream` that
+  // stays up as long as the service (the runner asks its local agent for a `proxy.latency`
+  // fault with latency 0, so the proxy.* faults of a drill aimed at the link compose on
+  // it). An error fails Start. The replica then replicates from the link of the current
+  // primary, clients and sentinels still talk to the nodes directly, and:
+  //   - the sentinels log in as a Redis ACL user that may run REPLICAOF NO ONE (promote)
+  //     but not REPLICAOF host port, since they would otherwise "fix" a replica whose
+  //     master address differs from the primary's (+fix-slave-config after
+  //     failover-timeout) and route replication around the link;
+  //   - in their place the supervisor points the non-primary node at the primary's link
+  //     whenever it is not (after a failover, or an old primary that came back as a
+  //     master), once every answering sentinel names the same primary and it says so.
+  // "store.link" in the topology is the link in front of the current primary: address =
+  // where the replica connects, upstream = the primary's address, pid 0.
+  std::function<absl::Status(const std::string& listen, const std::string& upstream)>
+      open_store_link;
 };
 
 class Supervisor;

@@ -34,6 +34,7 @@ nlohmann::json Topology::ToJson() const {
                          {"restarts", r.restarts},
                          {"log", r.log}};
     if (!r.node.empty()) rj["node"] = r.node;
+    if (!r.upstream.empty()) rj["upstream"] = r.upstream;
     roles_json[name] = rj;
   }
   j["roles"] = roles_json;
@@ -59,6 +60,7 @@ absl::StatusOr<Topology> Topology::FromJson(const nlohmann::json& j) {
       r.restarts = rj.value("restarts", 0);
       r.node = rj.value("node", "");
       r.log = rj.value("log", "");
+      r.upstream = rj.value("upstream", "");
       t.roles[name] = r;
     }
     return t;

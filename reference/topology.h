@@ -1,8 +1,9 @@
 // Topology: what the reference service's supervisor is running, as written to
 // DIR/topology.json for scenarios, `process.kill` and `reference status`: each role
-// ("gateway", "replica[i]", "store.primary", "store.replica", "sentinel[i]") with its pid
-// and address. The supervisor rewrites the file atomically (temp file + rename) after
-// every start, restart and sentinel failover, so a reader never sees a partial file.
+// ("gateway", "replica[i]", "store.primary", "store.replica", "sentinel[i]", and
+// "store.link" when the replication link goes through a proxy) with its pid and address. The
+// supervisor rewrites the file atomically (temp file + rename) after every start, restart and
+// sentinel failover, so a reader never sees a partial file.
 //
 // JSON shape:
 //   {"version":1, "dir":..., "supervisor_pid":N, "running":true, "replication":"async",
@@ -29,6 +30,8 @@ struct RoleInfo {
   int restarts = 0;
   std::string node;  // for store roles: which Redis node ("redis-0"/"redis-1") holds it
   std::string log;   // the child's stdout/stderr log file
+  // For "store.link" (a proxy, not a process: pid 0): where it forwards to (the primary).
+  std::string upstream;
   friend bool operator==(const RoleInfo&, const RoleInfo&) = default;
 };
 
