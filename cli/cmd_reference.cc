@@ -54,6 +54,11 @@ void PrintTopology(const Topology& t) {
               t.metrics.empty() ? "-" : t.metrics.c_str(), t.replication.c_str());
   std::printf("%-15s %8s  %-21s %-6s %s\n", "ROLE", "PID", "ADDRESS", "ALIVE", "RESTARTS");
   for (const auto& [role, r] : t.roles) {
+    if (!r.upstream.empty()) {
+      std::printf("%-15s %8s  %-21s %-6s -> %s\n", role.c_str(), "-", r.address.c_str(),
+                  r.alive ? "yes" : "no", r.upstream.c_str());
+      continue;
+    }
     bool alive = r.pid > 0 && ProcessAlive(r.pid);
     std::printf("%-15s %8d  %-21s %-6s %d\n", role.c_str(), r.pid, r.address.c_str(),
                 alive ? "yes" : "no", r.restarts);
@@ -210,8 +215,11 @@ int Status(const std::string& dir, bool json) {
     std::fprintf(stderr, "chaosdrill reference status: %s\n", t.status().ToString().c_str());
     return kExitUsage;
   }
-  for (auto& [role, r] : t->roles) r.alive = r.pid > 0 && ProcessAlive(r.pid);
   t->running = t->running && ProcessAlive(t->supervisor_pid);
+  for (auto& [role, r] : t->roles) {
+    // store.link is a proxy its opener owns, not a process: it is as alive as the service.
+    r.alive = r.upstream.empty() ? r.pid > 0 && ProcessAlive(r.pid) : r.alive && t->running;
+  }
   if (json) {
     std::cout << t->ToJson().dump(2) << "\n";
   } else {
@@ -252,6 +260,18 @@ int ReferenceCommand(int argc, char** argv) {
   replica->add_option("--admin-socket", ro.admin_socket, "Unix socket for run-time control");
   replica->add_option("--ready-file", ro.ready_file, "Written with the address once ready");
   replica->add_option("--threads", ro.threads, "gRPC server threads")->capture_default_str();
+  replica->footer(
+      "GPU faults (gpu.cuda_errors): start a --device cuda replica with the CUDA fault\n"
+      "interposer preloaded and a control file path. While `chaosdrill inject\n"
+      "gpu.cuda_errors --set control=PATH ...` holds the fault, the replica's cudaMalloc,\n"
+      "cudaMemcpy and kernel launches fail as configured (its inferences answer an error\n"
+      "and the gateway's probes see it):\n"
+      "  LD_PRELOAD=/path/to/libchaosdrill_cuda_fault.so \\\n"
+      "  CHAOSDRILL_CUDA_FAULT_CONTROL=/run/chaosdrill/replica0.ctl \\\n"
+      "    chaosdrill reference replica --device cuda --listen 127.0.0.1:8001\n"
+      "The library is installed next to the chaosdrill binary (build/ in a build tree).\n"
+      "The replica links libcudart dynamically, which the interposer needs.\n"
+      "See docs/faults.md (gpu.cuda_errors) and docs/reference-inference.md.");
 
   // gateway
   reference::GatewayOptions go;
