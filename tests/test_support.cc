@@ -102,6 +102,49 @@ CommandResult RunCommand(const std::vector<std::string>& argv, int timeout_ms) {
   return result;
 }
 
+absl::Status ValidateRecordsAgainstSchema(const std::vector<std::string>& paths) {
+  static const char kScript[] =
+      "import json,sys\n"
+      "try:\n"
+      "  import jsonschema\n"
+      "except ImportError:\n"
+      "  print('python3 has no jsonschema module'); sys.exit(3)\n"
+      "s=json.load(open(sys.argv[1]))\n"
+      "jsonschema.Draft202012Validator.check_schema(s)\n"
+      "v=jsonschema.Draft202012Validator(s)\n"
+      "bad=0\n"
+      "for f in sys.argv[2:]:\n"
+      "  try:\n"
+      "    doc=json.load(open(f,'rb'))\n"
+      "  except Exception as e:\n"
+      "    bad+=1; print(f, 'cannot be read as JSON:', str(e)[:200]); continue\n"
+      "  for e in v.iter_errors(doc):\n"
+      "    bad+=1; print(f, list(e.absolute_path), e.message[:300])\n"
+      "print('validated', len(sys.argv)-2, 'records,', bad, 'errors')\n"
+      "sys.exit(1 if bad else 0)\n";
+  if (access("/usr/bin/python3", X_OK) != 0) {
+    return absl::FailedPreconditionError(
+        "schema validation needs /usr/bin/python3 with jsonschema (apt install "
+        "python3-jsonschema)");
+  }
+  std::vector<std::string> argv = {"/usr/bin/python3", "-c", kScript,
+                                   SourcePath("reports/run_record.schema.json")};
+  argv.insert(argv.end(), paths.begin(), paths.end());
+  CommandResult r = RunCommand(argv, 300'000);
+  if (r.exit_code == 0) return absl::OkStatus();
+  if (r.exit_code == 3) {
+    return absl::FailedPreconditionError(
+        "schema validation needs python3's jsonschema (apt install python3-jsonschema)");
+  }
+  return absl::InvalidArgumentError(
+      absl::StrCat("run records do not match reports/run_record.schema.json (exit ", r.exit_code,
+                   "):\n", r.out, r.err));
+}
+
+absl::Status ValidateRecordAgainstSchema(const std::string& path) {
+  return ValidateRecordsAgainstSchema({path});
+}
+
 TempDir::TempDir() {
   std::string tmpl = "/tmp/chaosdrill-test-XXXXXX";
   if (mkdtemp(tmpl.data()) == nullptr) throw std::runtime_error("mkdtemp failed");

@@ -6,6 +6,7 @@
 #include <string>
 #include <vector>
 
+#include "absl/status/status.h"
 #include "absl/strings/string_view.h"
 
 namespace chaosdrill::testing {
@@ -30,6 +31,15 @@ struct CommandResult {
 // Runs argv (no shell) with stdin from /dev/null, captures stdout and stderr, and kills it
 // after `timeout_ms`. argv[0] is a path.
 CommandResult RunCommand(const std::vector<std::string>& argv, int timeout_ms = 60'000);
+
+// Validates run record files (schema chaosdrill.run/v1) against
+// reports/run_record.schema.json (JSON Schema 2020-12) with Python's jsonschema (Debian
+// python3-jsonschema, installed by scripts/install-deps.sh), all in one python3 run. OK when
+// every file is valid; InvalidArgument listing each violation as "FILE [json, path]:
+// message" (also for unreadable or non-JSON files); FailedPrecondition when python3 or
+// jsonschema is missing, so a caller may SkipUnless on that code.
+absl::Status ValidateRecordsAgainstSchema(const std::vector<std::string>& paths);
+absl::Status ValidateRecordAgainstSchema(const std::string& path);
 
 // A fresh directory under /tmp, removed with its contents on destruction.
 class TempDir {
