@@ -22,6 +22,10 @@ std::string Rpo(const HistoryEntry& e) {
   return absl::StrCat(*e.rpo_writes, " (", HumanDuration(e.rpo_ns), ")");
 }
 
+std::string Verdict(const HistoryEntry& e) {
+  return e.in_progress ? "in progress (runner stopped)" : VerdictWords(e.exit_status);
+}
+
 std::map<std::string, std::vector<const HistoryEntry*>> ByScenario(const History& h) {
   std::map<std::string, std::vector<const HistoryEntry*>> out;
   for (const HistoryEntry& e : h.entries) out[e.scenario].push_back(&e);
@@ -63,6 +67,7 @@ HistoryEntry SummariseRun(const RunRecord& r, const std::string& file) {
                  .scenario = r.scenario_name,
                  .started_unix_ns = r.started_unix_ns,
                  .exit_status = r.exit_status,
+                 .in_progress = r.in_progress,
                  .requests = r.analysis.requests,
                  .availability = r.analysis.availability,
                  .faults = r.faults.size()};
@@ -81,28 +86,82 @@ HistoryEntry SummariseRun(const RunRecord& r, const std::string& file) {
 }
 
 absl::StatusOr<History> LoadHistory(const std::string& dir) {
+  namespace fs = std::filesystem;
   History h;
   std::error_code ec;
-  std::filesystem::directory_iterator it(dir, ec);
-  if (ec)
-    return absl::NotFoundError(absl::StrCat("listing run records in ", dir, ": ", ec.message()));
+  if (!fs::is_directory(dir, ec)) {
+    return absl::NotFoundError(
+        absl::StrCat("listing run records in ", dir, ": ", ec ? ec.message() : "not a directory"));
+  }
   std::vector<std::string> files;
-  for (const auto& entry : it) {
-    if (entry.path().extension() == ".json") files.push_back(entry.path().string());
+  std::vector<std::pair<std::string, std::string>> bad;  // path, reason
+  // Depth first with an explicit stack: an unreadable subdirectory is noted and its
+  // siblings still listed (recursive_directory_iterator gives up at the first error).
+  std::vector<std::pair<fs::path, int>> pending = {{fs::path(dir), 0}};
+  constexpr int kMaxDepth = 32;
+  while (!pending.empty()) {
+    auto [at, depth] = pending.back();
+    pending.pop_back();
+    fs::directory_iterator it(at, ec);
+    if (ec) {
+      if (depth == 0) {
+        return absl::NotFoundError(
+            absl::StrCat("listing run records in ", dir, ": ", ec.message()));
+      }
+      bad.push_back({at.string(), absl::StrCat("cannot list directory: ", ec.message())});
+      ec.clear();
+      continue;
+    }
+    for (const fs::directory_iterator end; it != end; it.increment(ec)) {
+      if (ec) break;
+      const fs::directory_entry& entry = *it;
+      std::error_code e1, e2;
+      const bool link = entry.is_symlink(e1);
+      if (!link && entry.is_directory(e2)) {
+        if (depth + 1 <= kMaxDepth) pending.push_back({entry.path(), depth + 1});
+        continue;
+      }
+      if (entry.path().extension() != ".json") continue;
+      if (link && !fs::exists(entry.path(), e1)) {
+        bad.push_back({entry.path().string(),
+                       absl::StrCat("dangling symbolic link (target ",
+                                    fs::read_symlink(entry.path(), e2).string(), " is missing)")});
+      } else if (!fs::is_directory(entry.path(), e1)) {
+        files.push_back(entry.path().string());
+      }
+    }
+    if (ec) {
+      bad.push_back({at.string(), absl::StrCat("listing stopped: ", ec.message())});
+      ec.clear();
+    }
   }
   std::sort(files.begin(), files.end());
   for (const std::string& file : files) {
     absl::StatusOr<RunRecord> r = ReadRunRecord(file);
     if (!r.ok()) {
-      h.skipped.push_back(std::string(r.status().message()));
+      std::string reason(r.status().message());
+      // ReadRunRecord's messages start with the path, except OS errors ("reading run
+      // record PATH: ..."); every skipped line starts with the path.
+      if (reason.rfind(file + ": ", 0) == 0) {
+        reason.erase(0, file.size() + 2);
+      } else if (std::string prefix = absl::StrCat("reading run record ", file, ": ");
+                 reason.rfind(prefix, 0) == 0) {
+        reason = absl::StrCat("cannot read: ", reason.substr(prefix.size()));
+      }
+      bad.push_back({file, reason});
       continue;
     }
     h.entries.push_back(SummariseRun(*r, file));
   }
+  std::sort(bad.begin(), bad.end());
+  for (const auto& [path, reason] : bad) h.skipped.push_back(absl::StrCat(path, ": ", reason));
   std::stable_sort(h.entries.begin(), h.entries.end(),
                    [](const HistoryEntry& a, const HistoryEntry& b) {
                      if (a.scenario != b.scenario) return a.scenario < b.scenario;
-                     return a.started_unix_ns < b.started_unix_ns;
+                     if (a.started_unix_ns != b.started_unix_ns) {
+                       return a.started_unix_ns < b.started_unix_ns;
+                     }
+                     return a.file < b.file;
                    });
   return h;
 }
@@ -115,7 +174,7 @@ std::string RenderHistoryMarkdown(const History& h) {
                     "|---|---|---|---|---|---|\n");
     for (const HistoryEntry* e : runs) {
       absl::StrAppend(&out, "| ", Rfc3339(e->started_unix_ns), " | ", MarkdownCell(e->run_id),
-                      " | ", VerdictWords(e->exit_status), " | ", Rto(*e), " | ", Rpo(*e), " | ",
+                      " | ", Verdict(*e), " | ", Rto(*e), " | ", Rpo(*e), " | ",
                       absl::StrFormat("%.4f", e->availability), " |\n");
     }
   }
@@ -144,9 +203,9 @@ std::string RenderHistoryHtml(const History& h) {
     for (const HistoryEntry* e : runs) {
       absl::StrAppend(&out, "<tr><td>", Rfc3339(e->started_unix_ns), "</td><td>",
                       XmlEscape(e->run_id), "</td><td class=\"",
-                      e->exit_status == ExitStatus::kPassed ? "pass" : "fail", "\">",
-                      VerdictWords(e->exit_status), "</td><td>", Rto(*e), "</td><td>", Rpo(*e),
-                      "</td><td>", absl::StrFormat("%.4f", e->availability), "</td></tr>\n");
+                      e->exit_status == ExitStatus::kPassed && !e->in_progress ? "pass" : "fail",
+                      "\">", Verdict(*e), "</td><td>", Rto(*e), "</td><td>", Rpo(*e), "</td><td>",
+                      absl::StrFormat("%.4f", e->availability), "</td></tr>\n");
     }
     absl::StrAppend(&out, "</tbody></table>\n");
   }

@@ -19,6 +19,7 @@ struct HistoryEntry {
   std::string scenario;
   int64_t started_unix_ns = 0;
   ExitStatus exit_status = ExitStatus::kPassed;
+  bool in_progress = false;  // the runner died mid-drill: the verdict is not final
   uint64_t requests = 0;
   double availability = 1;
   uint64_t faults = 0;
@@ -28,14 +29,17 @@ struct HistoryEntry {
 };
 
 struct History {
-  std::vector<HistoryEntry> entries;  // by scenario, then start time
-  std::vector<std::string> skipped;   // "path: reason"
+  std::vector<HistoryEntry> entries;  // by scenario, then start time, then file
+  std::vector<std::string> skipped;   // "path: reason", in path order
 };
 
 HistoryEntry SummariseRun(const RunRecord& record, const std::string& file);
 
-// Reads every `*.json` file directly in `dir` (not recursive; files that are not run
-// records are skipped with a reason). Fails only when `dir` cannot be listed.
+// Reads every `*.json` file under `dir`, recursively (directory symlinks are not
+// followed, so a link loop cannot hang it). A file that cannot be read or is not a valid
+// run record (dangling symlink, truncated, wrong schema version, binary garbage) is listed
+// in `skipped` as "path: reason" and the rest still load; an unreadable subdirectory is
+// listed the same way. Fails only when `dir` itself cannot be listed.
 absl::StatusOr<History> LoadHistory(const std::string& dir);
 
 std::string RenderHistoryMarkdown(const History& history);

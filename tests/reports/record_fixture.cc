@@ -1,5 +1,7 @@
 #include "tests/reports/record_fixture.h"
 
+#include <algorithm>
+#include <cmath>
 #include <random>
 
 #include "absl/strings/str_cat.h"
@@ -197,7 +199,8 @@ RunRecord SyntheticDrill(const DrillShape& s) {
   r.verified = true;
   AnalysisResult& a = r.analysis;
   a.requests = static_cast<uint64_t>(count);
-  a.good = a.requests - 400 * s.faults;
+  // About two seconds of bad requests per fault (400 at the default 200 rps).
+  a.good = a.requests - std::min<uint64_t>(a.requests, 2 * s.rate * s.faults);
   a.availability = static_cast<double>(a.good) / a.requests;
   a.good_latency_ns = 25'000'000;
   a.baseline_p99_ns = 5'000'000;
@@ -236,6 +239,65 @@ RunRecord SyntheticDrill(const DrillShape& s) {
   r.exit_status = ExitStatus::kSloFailed;
   r.exit_reason = "SLO failed: rpo: 3 acknowledged writes lost";
   return r;
+}
+
+// See record_fixture.h.
+std::pair<RunRecord, RunRecord> SplitBetweenRunners(const RunRecord& full,
+                                                    const std::function<int(size_t)>& pick,
+                                                    double share0) {
+  RunRecord part[2] = {full, full};
+  for (int k = 0; k < 2; ++k) {
+    RunRecord& p = part[k];
+    p.run_id = absl::StrCat(full.run_id, "-runner", k);
+    p.requests.clear();
+    p.writes.clear();
+    p.read_back.clear();
+    p.send_skew = LatencyHistogram();
+    p.analysis = AnalysisResult();
+    double share = k == 0 ? share0 : 1 - share0;
+    p.request_interval_ns = std::llround(full.request_interval_ns / share);
+  }
+  for (size_t i = 0; i < full.requests.size(); ++i) {
+    RunRecord& p = part[pick(i)];
+    p.requests.push_back(full.requests[i]);
+    p.send_skew.Record(full.requests[i].sent_ns - full.requests[i].intended_ns);
+  }
+  for (const WriteRecord& w : full.writes) {
+    int k = (w.session.back() - '0') % 2;
+    part[k].writes.push_back(w);
+  }
+  for (const auto& [session, seqs] : full.read_back) {
+    part[(session.back() - '0') % 2].read_back[session] = seqs;
+  }
+  for (RunRecord& p : part) {  // each runner wrote its share of the sessions' rate
+    if (!p.writes.empty()) {
+      p.write_interval_ns = std::llround(static_cast<double>(full.write_interval_ns) *
+                                         full.writes.size() / p.writes.size());
+    }
+  }
+  return {part[0], part[1]};
+}
+
+void StartLater(RunRecord& r, int64_t by) {
+  r.started_unix_ns += by;
+  for (RequestRecord& q : r.requests) {
+    q.intended_ns -= by;
+    q.sent_ns -= by;
+    q.completed_ns -= by;
+  }
+  for (WriteRecord& w : r.writes) {
+    w.sent_ns -= by;
+    if (w.ack_ns) *w.ack_ns -= by;
+  }
+  for (FaultEvent& f : r.faults) {
+    f.scheduled_ns -= by;
+    f.injected_ns -= by;
+    if (f.reverted_ns) *f.reverted_ns -= by;
+  }
+  for (Event& e : r.events) e.t_ns -= by;
+  r.phases.baseline_end_ns -= by;
+  r.phases.faults_end_ns -= by;
+  r.phases.observe_end_ns -= by;
 }
 
 }  // namespace chaosdrill::reports::testing

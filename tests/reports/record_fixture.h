@@ -4,7 +4,9 @@
 #pragma once
 
 #include <cstdint>
+#include <functional>
 #include <string>
+#include <utility>
 
 #include "reports/run_record.h"
 
@@ -27,5 +29,19 @@ RunRecord SyntheticDrill(const DrillShape& shape);
 
 // A record with nothing in it but the required fields.
 RunRecord EmptyRecord();
+
+// Splits one drill's data between two load-generating "runners" as `chaosdrill report
+// --merge` receives them: request i goes to runner pick(i) (0 or 1), with each runner's
+// send skew and request interval (`share0` of the load to runner 0); sessions ending in an
+// even digit (writes, read-back, and the write interval of that share) to runner 0, odd
+// to runner 1. Run ids get "-runner0"
+// and "-runner1"; analyses are cleared. Both keep the faults and events.
+std::pair<RunRecord, RunRecord> SplitBetweenRunners(const RunRecord& full,
+                                                    const std::function<int(size_t)>& pick,
+                                                    double share0);
+
+// The same record seen by a runner whose drill clock started `by` ns later: every
+// monotonic time moves by -by, the wall-clock start by +by.
+void StartLater(RunRecord& r, int64_t by);
 
 }  // namespace chaosdrill::reports::testing
