@@ -40,6 +40,7 @@ int DoctorCommand(int argc, char** argv);
 int FaultsCommand(int argc, char** argv);
 int InjectCommand(int argc, char** argv);
 int RevertCommand(int argc, char** argv);
+int ReportCommand(int argc, char** argv);
 int RunDrillCommand(int argc, char** argv);
 int ValidateCommand(int argc, char** argv);
 int VersionCommand(int argc, char** argv);

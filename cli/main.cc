@@ -26,6 +26,8 @@ constexpr Command kCommands[] = {
      &InjectCommand},
     {"revert", "Undo faults left in the revert journal by a crashed inject or agent",
      &RevertCommand},
+    {"report", "Render a run record (HTML, Markdown, JUnit, JSON); --history; --merge runners",
+     &ReportCommand},
     {"validate", "Check scenario files: schema, values, fault parameters (exit 2 if invalid)",
      &ValidateCommand},
     {"version", "Print version, git commit, build type and whether CUDA is built in",
