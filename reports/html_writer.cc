@@ -406,9 +406,10 @@ std::string RenderHtml(const RunRecord& r) {
   }
 
   if (!r.events.empty()) {
-    absl::StrAppend(&h,
-                    "<h2>Events</h2>\n<div class=\"scroll\"><table><thead><tr><th>Time</th><th>Type</th>"
-                    "<th>Fault</th><th>Message</th></tr></thead><tbody>\n");
+    absl::StrAppend(
+        &h,
+        "<h2>Events</h2>\n<div class=\"scroll\"><table><thead><tr><th>Time</th><th>Type</th>"
+        "<th>Fault</th><th>Message</th></tr></thead><tbody>\n");
     for (size_t i = 0; i < r.events.size() && i < kMaxRows; ++i) {
       const Event& e = r.events[i];
       absl::StrAppend(&h, "<tr><td>", HumanDuration(e.t_ns), "</td><td>", E(e.type), "</td><td>",
