@@ -5,6 +5,8 @@
 #include <grpcpp/security/credentials.h>
 #include <openssl/rand.h>
 #include <pthread.h>
+#include <sys/stat.h>
+#include <unistd.h>
 
 #include <algorithm>
 
@@ -52,13 +54,34 @@ absl::StatusOr<std::unique_ptr<AgentClient>> AgentClient::Connect(const AgentEnd
   RAND_bytes(raw, sizeof(raw));
   std::string session =
       absl::BytesToHexString(absl::string_view(reinterpret_cast<const char*>(raw), sizeof(raw)));
-  return std::unique_ptr<AgentClient>(new AgentClient(std::move(channel), session));
+  auto client = std::unique_ptr<AgentClient>(new AgentClient(std::move(channel), session));
+  client->unix_path_ = endpoint.unix_path;
+  if (client->unix_path_.rfind("unix:", 0) == 0) client->unix_path_ = client->unix_path_.substr(5);
+  return client;
 }
 
 AgentClient::AgentClient(std::shared_ptr<grpc::Channel> channel, std::string session_id)
     : channel_(std::move(channel)),
       stub_(v1::Agent::NewStub(channel_)),
       session_id_(std::move(session_id)) {}
+
+absl::Status AgentClient::Checked(const grpc::Status& status, absl::string_view context) const {
+  absl::Status st = FromGrpc(status, context);
+  if (st.code() != absl::StatusCode::kUnavailable || unix_path_.empty()) return st;
+  // The agent closes a unix connection from a uid it does not accept before gRPC reads a
+  // byte, and the kernel refuses connect() on its 0600 socket to other users: both look
+  // like an unreachable agent from here. Say so.
+  struct stat sb {};
+  if (::stat(unix_path_.c_str(), &sb) != 0 || !S_ISSOCK(sb.st_mode)) {
+    return absl::UnavailableError(absl::StrCat(st.message(), " (no agent socket at ", unix_path_,
+                                               "; is the agent running?)"));
+  }
+  return absl::UnavailableError(absl::StrCat(
+      st.message(), " (the socket ", unix_path_, " exists, owned by uid ", sb.st_uid,
+      "; the agent accepts unix peers only with its own uid, root or one of its "
+      "unix_allowed_uids, and audits a refused one as safety.peer_uid; this process is uid ",
+      ::geteuid(), ")"));
+}
 
 AgentClient::~AgentClient() { StopKeepAlive(); }
 
@@ -73,7 +96,7 @@ absl::StatusOr<v1::CapabilitiesResponse> AgentClient::Capabilities() {
   PrepareContext(&ctx);
   v1::CapabilitiesResponse resp;
   absl::Status st =
-      FromGrpc(stub_->Capabilities(&ctx, v1::CapabilitiesRequest(), &resp), "agent Capabilities");
+      Checked(stub_->Capabilities(&ctx, v1::CapabilitiesRequest(), &resp), "agent Capabilities");
   if (!st.ok()) return st;
   return resp;
 }
@@ -92,7 +115,7 @@ absl::StatusOr<v1::InjectResponse> AgentClient::Inject(const FaultSpec& spec,
   PrepareContext(&ctx);
   v1::InjectResponse resp;
   absl::Status st =
-      FromGrpc(stub_->Inject(&ctx, req, &resp), absl::StrCat("agent Inject ", spec.kind));
+      Checked(stub_->Inject(&ctx, req, &resp), absl::StrCat("agent Inject ", spec.kind));
   if (!st.ok()) return st;
   if (options.keep_alive) {
     StartKeepAlive(options.lease_ttl > absl::ZeroDuration() ? options.lease_ttl
@@ -108,7 +131,7 @@ absl::StatusOr<v1::RevertResponse> AgentClient::Revert(const std::string& fault_
   PrepareContext(&ctx);
   v1::RevertResponse resp;
   absl::Status st =
-      FromGrpc(stub_->Revert(&ctx, req, &resp), absl::StrCat("agent Revert ", fault_id));
+      Checked(stub_->Revert(&ctx, req, &resp), absl::StrCat("agent Revert ", fault_id));
   if (!st.ok()) return st;
   return resp;
 }
@@ -117,7 +140,7 @@ absl::StatusOr<v1::ListResponse> AgentClient::List() {
   grpc::ClientContext ctx;
   PrepareContext(&ctx);
   v1::ListResponse resp;
-  absl::Status st = FromGrpc(stub_->List(&ctx, v1::ListRequest(), &resp), "agent List");
+  absl::Status st = Checked(stub_->List(&ctx, v1::ListRequest(), &resp), "agent List");
   if (!st.ok()) return st;
   return resp;
 }
@@ -128,7 +151,7 @@ absl::StatusOr<uint32_t> AgentClient::Halt(const std::string& reason) {
   grpc::ClientContext ctx;
   PrepareContext(&ctx);
   v1::HaltResponse resp;
-  absl::Status st = FromGrpc(stub_->Halt(&ctx, req, &resp), "agent Halt");
+  absl::Status st = Checked(stub_->Halt(&ctx, req, &resp), "agent Halt");
   if (!st.ok()) return st;
   return resp.reverted();
 }
@@ -137,7 +160,7 @@ absl::Status AgentClient::Resume() {
   grpc::ClientContext ctx;
   PrepareContext(&ctx);
   v1::ResumeResponse resp;
-  return FromGrpc(stub_->Resume(&ctx, v1::ResumeRequest(), &resp), "agent Resume");
+  return Checked(stub_->Resume(&ctx, v1::ResumeRequest(), &resp), "agent Resume");
 }
 
 void AgentClient::StartKeepAlive(absl::Duration ttl) {

@@ -76,11 +76,14 @@ class AgentClient {
  private:
   AgentClient(std::shared_ptr<grpc::Channel> channel, std::string session_id);
   void PrepareContext(grpc::ClientContext* ctx) const;
+  // FromGrpc, with a hint on unix socket connection failures (peer uid refused).
+  absl::Status Checked(const grpc::Status& status, absl::string_view context) const;
   void KeepAliveLoop();
 
   std::shared_ptr<grpc::Channel> channel_;
   std::unique_ptr<v1::Agent::Stub> stub_;
   const std::string session_id_;
+  std::string unix_path_;  // for error hints; empty over TCP
   absl::Duration rpc_timeout_ = absl::Seconds(30);
 
   mutable absl::Mutex mu_;

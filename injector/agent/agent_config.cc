@@ -146,8 +146,8 @@ absl::StatusOr<AgentConfig> Parse(const YAML::Node& root, const std::string& sou
   c.source = source;
   if (!root || root.IsNull()) return absl::InvalidArgumentError(source + ": empty config");
   RETURN_IF_ERROR(r.Keys(root, "",
-                         {"listen", "tls", "journal", "audit_log", "lease_ttl", "max_duration",
-                          "metrics_listen", "unix_allowed_uids", "allowlist"}));
+                         {"listen", "tls", "journal", "audit_log", "lease_ttl", "max_lease_ttl",
+                          "max_duration", "metrics_listen", "unix_allowed_uids", "allowlist"}));
   if (const YAML::Node listen = root["listen"]) {
     RETURN_IF_ERROR(r.Keys(listen, "listen", {"tcp", "unix"}));
     RETURN_IF_ERROR(r.String(listen["tcp"], "listen.tcp", &c.tcp_listen));
@@ -176,7 +176,14 @@ absl::StatusOr<AgentConfig> Parse(const YAML::Node& root, const std::string& sou
   RETURN_IF_ERROR(r.String(root["audit_log"], "audit_log", &c.audit_log));
   RETURN_IF_ERROR(r.String(root["metrics_listen"], "metrics_listen", &c.metrics_listen));
   RETURN_IF_ERROR(r.Duration(root["lease_ttl"], "lease_ttl", &c.lease_ttl));
+  RETURN_IF_ERROR(r.Duration(root["max_lease_ttl"], "max_lease_ttl", &c.max_lease_ttl));
   RETURN_IF_ERROR(r.Duration(root["max_duration"], "max_duration", &c.max_duration));
+  if (c.lease_ttl > c.max_lease_ttl) {
+    return r.Error(
+        root["lease_ttl"], "lease_ttl",
+        absl::StrCat("the default lease ", absl::FormatDuration(c.lease_ttl),
+                     " is longer than max_lease_ttl ", absl::FormatDuration(c.max_lease_ttl)));
+  }
   if (const YAML::Node uids = root["unix_allowed_uids"]) {
     if (!uids.IsSequence()) return r.Error(uids, "unix_allowed_uids", "expected a list of uids");
     for (const auto& u : uids) {

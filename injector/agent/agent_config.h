@@ -9,6 +9,7 @@
 //   journal: /var/lib/chaosdrill/agent.journal
 //   audit_log: /var/log/chaosdrill/audit.jsonl
 //   lease_ttl: 10s                 # default lease when a client gives none
+//   max_lease_ttl: 60s             # a client's requested TTL is capped to this
 //   max_duration: 1h               # hard maximum, reverts regardless of leases
 //   metrics_listen: 127.0.0.1:9465 # optional Prometheus text endpoint
 //   unix_allowed_uids: [1000]      # besides the agent's own uid and root
@@ -55,6 +56,7 @@ struct AgentConfig {
   std::string journal;    // empty = RevertJournal::DefaultPath()
   std::string audit_log;  // empty = no audit file (stderr summary only)
   absl::Duration lease_ttl = absl::Seconds(10);
+  absl::Duration max_lease_ttl = absl::Seconds(60);
   absl::Duration max_duration = absl::Hours(1);
   std::string metrics_listen;  // host:port; empty = none
   std::vector<uint32_t> unix_allowed_uids;

@@ -48,17 +48,21 @@ absl::Status ServeAgent(const AgentConfig& config, const injector::FaultRegistry
 
   ASSIGN_OR_RETURN(std::unique_ptr<AuditLog> audit, AuditLog::Open(config.audit_log));
   AgentMetrics metrics;
-  TargetPolicy policy(config.allowlist, NodeFacts::Current(config.tcp_listen), config.max_duration);
-  LeaseManager leases(
-      journal.get(), &registry, &metrics,
-      LeaseOptions{.default_ttl = config.lease_ttl, .max_duration = config.max_duration});
+  GpuFacts gpus;  // probed on first use (Capabilities, a GPU size to judge)
+  TargetPolicy policy(config.allowlist, NodeFacts::Current(config.tcp_listen), config.max_duration,
+                      &registry, &gpus);
+  LeaseManager leases(journal.get(), &registry, &metrics,
+                      LeaseOptions{.default_ttl = config.lease_ttl,
+                                   .max_ttl = config.max_lease_ttl,
+                                   .max_duration = config.max_duration});
   leases.StartReaper();
   ASSIGN_OR_RETURN(std::unique_ptr<AgentServer> server,
                    AgentServer::Start(config, AgentServerDeps{.leases = &leases,
                                                               .audit = audit.get(),
                                                               .metrics = &metrics,
                                                               .policy = &policy,
-                                                              .registry = &registry}));
+                                                              .registry = &registry,
+                                                              .gpus = &gpus}));
   std::unique_ptr<MetricsHttpServer> metrics_server;
   if (!config.metrics_listen.empty()) {
     ASSIGN_OR_RETURN(metrics_server, MetricsHttpServer::Start(config.metrics_listen, &metrics));
@@ -83,6 +87,7 @@ absl::Status ServeAgent(const AgentConfig& config, const injector::FaultRegistry
   server->Shutdown();
   if (metrics_server) metrics_server->Stop();
   leases.RevertAll(FaultState::kReverted);
+  if (absl::Status st = journal->Sync(); !st.ok()) LogWarn("agent", st.ToString());
   if (size_t left = leases.active_count(); left > 0) {
     return absl::InternalError(absl::StrCat(left,
                                             " fault(s) could not be reverted; they stay "

@@ -5,9 +5,6 @@
 #include <sys/utsname.h>
 #include <unistd.h>
 
-#include <filesystem>
-#include <fstream>
-
 #include "absl/strings/str_cat.h"
 #include "absl/strings/strip.h"
 #include "chaosdrill/agent/v1/agent.grpc.pb.h"
@@ -22,6 +19,14 @@ namespace chaosdrill::agent {
 namespace pb = ::chaosdrill::agent::v1;
 
 namespace {
+
+// Who called: `name` for the audit log and List, `principal` owns faults, `local` for the
+// unix socket.
+struct PeerIdentity {
+  std::string name;
+  std::string principal;
+  bool local = false;
+};
 
 grpc::Status ToGrpc(const absl::Status& s) {
   return grpc::Status(static_cast<grpc::StatusCode>(s.code()), std::string(s.message()));
@@ -49,21 +54,13 @@ nlohmann::json SpecJson(const pb::FaultSpec& spec) {
   return {{"kind", spec.kind()}, {"params", params}, {"duration_ms", spec.duration_ms()}};
 }
 
-void FillGpus(pb::CapabilitiesResponse* resp) {
-  std::error_code ec;
-  std::filesystem::path root("/proc/driver/nvidia/gpus");
-  if (!std::filesystem::is_directory(root, ec)) return;
-  uint32_t index = 0;
-  for (const auto& entry : std::filesystem::directory_iterator(root, ec)) {
+void FillGpus(GpuFacts* gpus, pb::CapabilitiesResponse* resp) {
+  if (gpus == nullptr) return;
+  for (const GpuDeviceFacts& g : gpus->Devices()) {
     pb::Gpu* gpu = resp->add_gpus();
-    gpu->set_index(index++);
-    std::ifstream in(entry.path() / "information");
-    std::string line;
-    while (std::getline(in, line)) {
-      if (absl::StartsWith(line, "Model:")) {
-        gpu->set_name(std::string(absl::StripAsciiWhitespace(line.substr(6))));
-      }
-    }
+    gpu->set_index(static_cast<uint32_t>(g.index));
+    gpu->set_name(g.name);
+    gpu->set_memory_bytes(g.memory_bytes);  // 0 = unknown (see GpuFacts::error())
   }
 }
 
@@ -75,15 +72,22 @@ class AgentService final : public pb::Agent::CallbackService {
 
   // The caller's identity, or an error when the call did not come through one of our
   // authenticated transports (never expected; defence in depth).
-  absl::StatusOr<std::string> Peer(grpc::CallbackServerContext* ctx) const {
+  absl::StatusOr<PeerIdentity> Peer(grpc::CallbackServerContext* ctx) const {
     auto auth = ctx->auth_context();
     if (auth) {
       auto v = auth->FindPropertyValues(kPeerProperty);
-      if (!v.empty()) return std::string(v.front().data(), v.front().size());
+      if (!v.empty()) {
+        std::string subject(v.front().data(), v.front().size());
+        return PeerIdentity{.name = subject, .principal = subject, .local = false};
+      }
     }
     if (unix_ != nullptr) {
       std::string name = unix_->PeerName(ctx->peer());
-      if (!name.empty()) return name;
+      if (!name.empty()) {
+        // "uid:U pid:P": the uid owns faults (a client may reconnect from another pid).
+        return PeerIdentity{
+            .name = name, .principal = name.substr(0, name.find(' ')), .local = true};
+      }
     }
     return absl::UnauthenticatedError(
         absl::StrCat("peer ", ctx->peer(),
@@ -95,9 +99,12 @@ class AgentService final : public pb::Agent::CallbackService {
   grpc::ServerUnaryReactor* Unary(grpc::CallbackServerContext* ctx, absl::string_view rpc,
                                   const nlohmann::json& summary, Body body) {
     grpc::ServerUnaryReactor* reactor = ctx->DefaultReactor();
-    absl::StatusOr<std::string> peer = Peer(ctx);
+    absl::StatusOr<PeerIdentity> peer = Peer(ctx);
     absl::Status st = peer.ok() ? body(*peer) : peer.status();
-    deps_.audit->Record(rpc, peer.ok() ? *peer : ctx->peer(), summary, st);
+    if (st.code() == absl::StatusCode::kPermissionDenied && rpc != "Inject") {
+      deps_.metrics->Refused(std::string(st.message().substr(0, st.message().find(':'))));
+    }
+    deps_.audit->Record(rpc, peer.ok() ? peer->name : ctx->peer(), summary, st);
     reactor->Finish(ToGrpc(st));
     return reactor;
   }
@@ -105,7 +112,7 @@ class AgentService final : public pb::Agent::CallbackService {
   grpc::ServerUnaryReactor* Capabilities(grpc::CallbackServerContext* ctx,
                                          const pb::CapabilitiesRequest*,
                                          pb::CapabilitiesResponse* resp) override {
-    return Unary(ctx, "Capabilities", nlohmann::json::object(), [&](const std::string&) {
+    return Unary(ctx, "Capabilities", nlohmann::json::object(), [&](const PeerIdentity&) {
       char host[256] = "";
       ::gethostname(host, sizeof(host) - 1);
       resp->set_hostname(host);
@@ -113,7 +120,7 @@ class AgentService final : public pb::Agent::CallbackService {
       if (::uname(&u) == 0) resp->set_kernel(u.release);
       resp->set_cores(static_cast<uint32_t>(::sysconf(_SC_NPROCESSORS_ONLN)));
       resp->set_memory_bytes(deps_.policy->facts().memory_bytes);
-      FillGpus(resp);
+      FillGpus(deps_.gpus, resp);
       for (const injector::FaultFactory* f : deps_.registry->All()) {
         injector::PreflightResult pre = f->Preflight();
         pb::KindAvailability* k = resp->add_kinds();
@@ -139,7 +146,7 @@ class AgentService final : public pb::Agent::CallbackService {
                               {"lease_ttl_ms", req->lease_ttl_ms()},
                               {"max_duration_ms", req->max_duration_ms()}};
     if (!req->note().empty()) summary["note"] = req->note();
-    return Unary(ctx, "Inject", summary, [&](const std::string& peer) -> absl::Status {
+    return Unary(ctx, "Inject", summary, [&](const PeerIdentity& peer) -> absl::Status {
       InjectRequestInfo info;
       info.spec.kind = req->spec().kind();
       for (const auto& [k, v] : req->spec().params()) info.spec.params[k] = v;
@@ -149,7 +156,8 @@ class AgentService final : public pb::Agent::CallbackService {
       info.session_id = req->session_id();
       info.lease_ttl = absl::Milliseconds(req->lease_ttl_ms());
       info.max_duration = absl::Milliseconds(req->max_duration_ms());
-      info.peer = peer;
+      info.peer = peer.name;
+      info.principal = peer.principal;
       info.note = req->note();
       if (absl::Status st = deps_.policy->Check(info.spec); !st.ok()) {
         if (st.code() == absl::StatusCode::kPermissionDenied) {
@@ -165,15 +173,16 @@ class AgentService final : public pb::Agent::CallbackService {
       resp->set_active_unix_ns(out->active_unix_ns);
       resp->set_description(out->description);
       summary["fault_id"] = out->fault_id;
+      summary["lease_ttl_granted_ms"] = absl::ToInt64Milliseconds(out->lease_ttl);
       return absl::OkStatus();
     });
   }
 
   grpc::ServerUnaryReactor* Revert(grpc::CallbackServerContext* ctx, const pb::RevertRequest* req,
                                    pb::RevertResponse* resp) override {
-    return Unary(ctx, "Revert", {{"fault_id", req->fault_id()}}, [&](const std::string&) {
+    return Unary(ctx, "Revert", {{"fault_id", req->fault_id()}}, [&](const PeerIdentity& peer) {
       int64_t mono = 0, unix_ns = 0;
-      absl::Status st = deps_.leases->Revert(req->fault_id(), &mono, &unix_ns);
+      absl::Status st = deps_.leases->Revert(req->fault_id(), peer.principal, &mono, &unix_ns);
       resp->set_reverted_monotonic_ns(mono);
       resp->set_reverted_unix_ns(unix_ns);
       return st;
@@ -182,7 +191,7 @@ class AgentService final : public pb::Agent::CallbackService {
 
   grpc::ServerUnaryReactor* List(grpc::CallbackServerContext* ctx, const pb::ListRequest*,
                                  pb::ListResponse* resp) override {
-    return Unary(ctx, "List", nlohmann::json::object(), [&](const std::string&) {
+    return Unary(ctx, "List", nlohmann::json::object(), [&](const PeerIdentity&) {
       for (const FaultView& v : deps_.leases->List()) {
         pb::FaultInfo* f = resp->add_faults();
         f->set_fault_id(v.fault_id);
@@ -207,7 +216,8 @@ class AgentService final : public pb::Agent::CallbackService {
 
   grpc::ServerUnaryReactor* Halt(grpc::CallbackServerContext* ctx, const pb::HaltRequest* req,
                                  pb::HaltResponse* resp) override {
-    return Unary(ctx, "Halt", {{"reason", req->reason()}}, [&](const std::string&) {
+    return Unary(ctx, "Halt", {{"reason", req->reason()}}, [&](const PeerIdentity& peer) {
+      RETURN_IF_ERROR(LocalOnly("Halt", peer));
       resp->set_reverted(static_cast<uint32_t>(deps_.leases->Halt()));
       return absl::OkStatus();
     });
@@ -215,7 +225,8 @@ class AgentService final : public pb::Agent::CallbackService {
 
   grpc::ServerUnaryReactor* Resume(grpc::CallbackServerContext* ctx, const pb::ResumeRequest*,
                                    pb::ResumeResponse*) override {
-    return Unary(ctx, "Resume", nlohmann::json::object(), [&](const std::string&) {
+    return Unary(ctx, "Resume", nlohmann::json::object(), [&](const PeerIdentity& peer) {
+      RETURN_IF_ERROR(LocalOnly("Resume", peer));
       deps_.leases->Resume();
       return absl::OkStatus();
     });
@@ -223,6 +234,18 @@ class AgentService final : public pb::Agent::CallbackService {
 
   grpc::ServerBidiReactor<pb::KeepAliveRequest, pb::KeepAliveResponse>* KeepAlive(
       grpc::CallbackServerContext* ctx) override;
+
+  // Halt and Resume act on every client's faults: an operator's commands, accepted on the
+  // local unix socket only (whose peers the agent checked by uid), not over TCP.
+  static absl::Status LocalOnly(absl::string_view rpc, const PeerIdentity& peer) {
+    if (peer.local) return absl::OkStatus();
+    return absl::PermissionDeniedError(
+        absl::StrCat("admin.local_socket: ", rpc,
+                     " affects every client's faults and is accepted only on "
+                     "the agent's local unix socket (chaosdrill agent ",
+                     rpc == "Halt" ? "halt" : "resume", " --socket PATH on the node), not from ",
+                     peer.name, " over TCP"));
+  }
 
   const AgentServerDeps deps_;
   UnixListener* const unix_;
@@ -235,7 +258,7 @@ namespace {
 class KeepAliveReactor final
     : public grpc::ServerBidiReactor<pb::KeepAliveRequest, pb::KeepAliveResponse> {
  public:
-  KeepAliveReactor(const AgentService* service, absl::StatusOr<std::string> peer)
+  KeepAliveReactor(const AgentService* service, absl::StatusOr<PeerIdentity> peer)
       : service_(service), peer_(std::move(peer)) {
     if (!peer_.ok()) {
       Finish(ToGrpc(peer_.status()));
@@ -251,7 +274,8 @@ class KeepAliveReactor final
     }
     if (session_.empty()) session_ = request_.session_id();
     absl::Duration ttl;
-    std::vector<std::string> ids = service_->deps_.leases->Renew(request_.session_id(), &ttl);
+    std::vector<std::string> ids =
+        service_->deps_.leases->Renew(request_.session_id(), peer_->principal, &ttl);
     ++renewals_;
     response_.Clear();
     for (auto& id : ids) response_.add_active_fault_ids(std::move(id));
@@ -268,14 +292,14 @@ class KeepAliveReactor final
   }
 
   void OnDone() override {
-    service_->deps_.audit->Record("KeepAlive", peer_.ok() ? *peer_ : "unauthenticated",
+    service_->deps_.audit->Record("KeepAlive", peer_.ok() ? peer_->name : "unauthenticated",
                                   {{"session", session_}, {"renewals", renewals_}}, peer_.status());
     delete this;
   }
 
  private:
   const AgentService* const service_;
-  const absl::StatusOr<std::string> peer_;
+  const absl::StatusOr<PeerIdentity> peer_;
   pb::KeepAliveRequest request_;
   pb::KeepAliveResponse response_;
   std::string session_;

@@ -1,8 +1,10 @@
 // The agent's gRPC server (chaosdrill.agent.v1.Agent, DESIGN §5) on gRPC's callback API:
 // a TCP listener with mutual TLS only (ClientCertVerifier) and/or a Unix socket
 // (UnixListener, SO_PEERCRED). No insecure TCP, no reflection, no health or debug
-// services. Every RPC is authorised (TargetPolicy for Inject), executed against the
-// LeaseManager and written to the AuditLog with the peer's identity and the outcome.
+// services. Every RPC is authorised (TargetPolicy for Inject; a fault is renewed and
+// reverted only by the principal that injected it; Halt/Resume only on the local unix
+// socket), executed against the LeaseManager and written to the AuditLog with the peer's
+// identity and the outcome.
 #pragma once
 
 #include <grpcpp/server.h>
@@ -14,6 +16,7 @@
 #include "injector/agent/agent_config.h"
 #include "injector/agent/agent_metrics.h"
 #include "injector/agent/audit_log.h"
+#include "injector/agent/gpu_facts.h"
 #include "injector/agent/lease_manager.h"
 #include "injector/agent/target_policy.h"
 #include "injector/agent/unix_listener.h"
@@ -30,6 +33,7 @@ struct AgentServerDeps {
   AgentMetrics* metrics;
   const TargetPolicy* policy;
   const injector::FaultRegistry* registry;
+  GpuFacts* gpus = nullptr;  // for Capabilities; may be null
 };
 
 class AgentServer {

@@ -1,14 +1,22 @@
 // The agent's table of applied faults and the leases that keep them (DESIGN §5, "Lease").
-// Every fault belongs to a client session. A session renews the leases of all its faults
-// (KeepAlive); a fault whose lease is not renewed for its TTL, whose duration is over, or
-// which reached the hard maximum duration is reverted by a named reaper thread, which
-// wakes at the earliest deadline (so within TTL + a few ms, well inside TTL + 1 s).
+// Every fault belongs to a client session and to the principal (certificate subject or
+// unix uid) that injected it. Only that principal may renew (KeepAlive) or revert a fault;
+// Halt (local socket only, checked by the server) reverts everything. A fault whose lease
+// is not renewed for its TTL (capped to max_lease_ttl), whose duration is over, or which
+// reached the hard maximum duration is reverted by a named reaper thread, which wakes at
+// the earliest deadline (so within TTL + a few ms, well inside TTL + 1 s).
 // Faults are applied through injector::JournaledFault: journaled and fsynced before they
 // are applied, marked reverted after a verified revert.
 //
-// Thread-safe. Injections and reverts are serialised (one mutex): fault operations are
-// short, and serialising them keeps Halt atomic with respect to Inject. A revert that
-// fails leaves the fault listed as REVERT_FAILED and is retried every second.
+// Locking. `mu_` guards only the table and is never held across a fault operation or a
+// journal fsync, so renewals, List and the reaper's deadline bookkeeping never wait on
+// one. Fault operations (Create+Apply, Revert) are serialised per kind family (the part of
+// the kind before the first '.': "network", "process", ...), because faults of one family
+// share kernel objects (one nftables table, the root qdisc of an interface); different
+// families run concurrently. The reaper only try-locks a family, so a long injection
+// (a GPU hold ramping for 30 s) delays reverts of its own family only. Halt is atomic with
+// respect to Inject: it sets `halted_`, waits for injections in flight, then reverts all.
+// A revert that fails leaves the fault listed as REVERT_FAILED and is retried every second.
 #pragma once
 
 #include <cstdint>
@@ -35,6 +43,7 @@ enum class FaultState { kActive, kReverted, kExpired, kEnded, kRevertFailed };
 
 struct LeaseOptions {
   absl::Duration default_ttl = absl::Seconds(10);
+  absl::Duration max_ttl = absl::Seconds(60);    // requested TTLs are capped to this
   absl::Duration max_duration = absl::Hours(1);  // hard maximum
 };
 
@@ -43,7 +52,8 @@ struct InjectRequestInfo {
   std::string session_id;
   absl::Duration lease_ttl = absl::ZeroDuration();     // zero: default
   absl::Duration max_duration = absl::ZeroDuration();  // zero: hard maximum
-  std::string peer;
+  std::string peer;       // for List and logs ("uid:0 pid:42", a certificate subject)
+  std::string principal;  // who owns the fault ("uid:0", the subject); empty: peer
   std::string note;
 };
 
@@ -52,11 +62,12 @@ struct InjectOutcome {
   int64_t active_monotonic_ns = 0;
   int64_t active_unix_ns = 0;
   std::string description;
+  absl::Duration lease_ttl;  // granted (after the cap)
 };
 
 // A snapshot of one fault for List.
 struct FaultView {
-  std::string fault_id, session_id, description, peer, note, error;
+  std::string fault_id, session_id, description, peer, principal, note, error;
   FaultSpec spec;
   FaultState state = FaultState::kActive;
   int64_t active_unix_ns = 0, ended_unix_ns = 0;
@@ -80,13 +91,19 @@ class LeaseManager {
 
   // FailedPrecondition while halted; InvalidArgument/NotFound from the fault kind.
   absl::StatusOr<InjectOutcome> Inject(const InjectRequestInfo& request);
-  // NotFound for an unknown id; OK for one already reverted. Sets *reverted_unix_ns.
-  absl::Status Revert(const std::string& fault_id, int64_t* reverted_monotonic_ns = nullptr,
+  // Reverts a fault of `principal`'s. NotFound for an unknown id; PermissionDenied
+  // ("leases.owner: ...") for another principal's fault; OK for one already reverted.
+  absl::Status Revert(const std::string& fault_id, const std::string& principal,
+                      int64_t* reverted_monotonic_ns = nullptr,
                       int64_t* reverted_unix_ns = nullptr);
-  // Renews every lease of `session_id`; returns its active fault ids and the shortest TTL.
-  std::vector<std::string> Renew(const std::string& session_id, absl::Duration* min_ttl);
+  // Renews every lease of `session_id` owned by `principal`; returns those fault ids and
+  // sets *min_ttl to the shortest of their TTLs (the default TTL when there are none).
+  std::vector<std::string> Renew(const std::string& session_id, const std::string& principal,
+                                 absl::Duration* min_ttl);
+  // A snapshot: a fault whose revert is running shows as active until the revert is
+  // verified and journaled.
   std::vector<FaultView> List() const;
-  // Reverts every active fault; returns how many were reverted.
+  // Reverts every active fault (newest first); returns how many were reverted.
   int RevertAll(FaultState as);
   int Halt();
   void Resume();
@@ -101,10 +118,14 @@ class LeaseManager {
     int64_t lease_deadline_ns = 0;
     int64_t end_deadline_ns = 0;  // duration / max duration
     int64_t retry_at_ns = 0;      // after a failed revert
+    bool busy = false;            // a revert runs (outside mu_)
   };
 
-  // Reverts one entry; on success moves it to the history. Caller holds mu_.
-  absl::Status RevertLocked(std::map<std::string, Entry>::iterator it, FaultState as)
+  // The lock serialising fault operations of `kind`'s family (created on first use).
+  absl::Mutex* FamilyLock(const std::string& kind) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  // Reverts fault `id` as `as`. Called with mu_ held; releases it around the fault
+  // operation. With `try_only`, returns Unavailable instead of waiting for the family lock.
+  absl::Status RevertEntry(const std::string& id, FaultState as, bool try_only)
       ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   void ReaperLoop();
 
@@ -116,6 +137,8 @@ class LeaseManager {
   mutable absl::Mutex mu_;
   std::map<std::string, Entry> active_ ABSL_GUARDED_BY(mu_);
   std::deque<FaultView> history_ ABSL_GUARDED_BY(mu_);  // newest last, bounded
+  std::map<std::string, std::unique_ptr<absl::Mutex>> family_locks_ ABSL_GUARDED_BY(mu_);
+  int inflight_ ABSL_GUARDED_BY(mu_) = 0;  // injections between the halt check and the table
   bool halted_ ABSL_GUARDED_BY(mu_) = false;
   bool stopping_ ABSL_GUARDED_BY(mu_) = false;
   bool table_changed_ ABSL_GUARDED_BY(mu_) = false;  // wakes the reaper

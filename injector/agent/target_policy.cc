@@ -8,12 +8,15 @@
 #include <unistd.h>
 
 #include <algorithm>
+#include <cstring>
 #include <fstream>
 #include <regex>
 #include <sstream>
 
+#include "absl/strings/match.h"
 #include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
+#include "absl/strings/str_join.h"
 #include "absl/strings/str_split.h"
 #include "absl/strings/strip.h"
 #include "common/quantity.h"
@@ -42,6 +45,16 @@ std::string ReadCmdline(pid_t pid) {
   return raw;
 }
 
+// The process's cgroup v2 path from its "0::" line, or "".
+std::string ReadCgroup(pid_t pid) {
+  std::ifstream in(absl::StrCat("/proc/", pid, "/cgroup"));
+  std::string line;
+  while (std::getline(in, line)) {
+    if (absl::StartsWith(line, "0::")) return line.substr(3);
+  }
+  return "";
+}
+
 absl::Status Denied(absl::string_view rule, absl::string_view message) {
   return absl::PermissionDeniedError(absl::StrCat(rule, ": ", message));
 }
@@ -57,10 +70,28 @@ bool Listed(const std::vector<std::string>& patterns, const std::string& text) {
   return std::find(patterns.begin(), patterns.end(), text) != patterns.end();
 }
 
+bool IsInterfaceParam(absl::string_view name) {
+  return name == "interface" || name == "dev" || name == "iface";
+}
+
 }  // namespace
 
 bool GlobMatch(const std::string& pattern, const std::string& text) {
   return ::fnmatch(pattern.c_str(), text.c_str(), 0) == 0;
+}
+
+absl::StatusOr<std::string> NormalizeCgroup(const std::string& path) {
+  absl::string_view v = path;
+  absl::ConsumePrefix(&v, "/sys/fs/cgroup");
+  std::vector<std::string> parts;
+  for (absl::string_view part : absl::StrSplit(v, '/', absl::SkipEmpty())) {
+    if (part == "." || part == "..") {
+      return absl::InvalidArgumentError(
+          absl::StrCat("cgroup \"", path, "\": \".\" and \"..\" are not allowed in a cgroup path"));
+    }
+    parts.emplace_back(part);
+  }
+  return absl::StrCat("/", absl::StrJoin(parts, "/"));
 }
 
 NodeFacts NodeFacts::Current(const std::string& tcp_listen) {
@@ -78,7 +109,8 @@ NodeFacts NodeFacts::Current(const std::string& tcp_listen) {
   bool is4 = inet_pton(AF_INET, host.c_str(), &want4) == 1;
   bool is6 = !is4 && inet_pton(AF_INET6, host.c_str(), &want6) == 1;
   if (!wildcard && !is4 && !is6) {
-    // A host name: resolve nothing, protect loopback if it is localhost, else everything.
+    // A host name: resolve nothing; localhost is loopback, anything else may be any
+    // interface.
     if (host == "localhost") {
       f.control_interfaces.insert("lo");
       return f;
@@ -86,13 +118,19 @@ NodeFacts NodeFacts::Current(const std::string& tcp_listen) {
     wildcard = true;
   }
   ifaddrs* list = nullptr;
-  if (::getifaddrs(&list) != 0) return f;
+  if (::getifaddrs(&list) != 0) {
+    // Cannot tell which interface carries the listener: protect loopback at least (the
+    // policy then refuses nothing else on this ground; see docs/agent.md).
+    f.control_interfaces.insert("lo");
+    return f;
+  }
   for (ifaddrs* ifa = list; ifa != nullptr; ifa = ifa->ifa_next) {
     if (ifa->ifa_addr == nullptr) continue;
     int family = ifa->ifa_addr->sa_family;
     if (family != AF_INET && family != AF_INET6) continue;
     if (wildcard) {
-      if ((ifa->ifa_flags & IFF_LOOPBACK) == 0) f.control_interfaces.insert(ifa->ifa_name);
+      // A wildcard listener is reachable on every interface with an address, loopback too.
+      f.control_interfaces.insert(ifa->ifa_name);
     } else if (is4 && family == AF_INET) {
       auto* sin = reinterpret_cast<sockaddr_in*>(ifa->ifa_addr);
       if (sin->sin_addr.s_addr == want4.s_addr) f.control_interfaces.insert(ifa->ifa_name);
@@ -104,11 +142,17 @@ NodeFacts NodeFacts::Current(const std::string& tcp_listen) {
     }
   }
   ::freeifaddrs(list);
+  if (wildcard) f.control_interfaces.insert("lo");
   return f;
 }
 
-TargetPolicy::TargetPolicy(Allowlist allowlist, NodeFacts facts, absl::Duration max_duration)
-    : allowlist_(std::move(allowlist)), facts_(std::move(facts)), max_duration_(max_duration) {}
+TargetPolicy::TargetPolicy(Allowlist allowlist, NodeFacts facts, absl::Duration max_duration,
+                           const injector::FaultRegistry* registry, GpuFacts* gpus)
+    : allowlist_(std::move(allowlist)),
+      facts_(std::move(facts)),
+      max_duration_(max_duration),
+      registry_(registry),
+      gpus_(gpus) {}
 
 bool TargetPolicy::Protected(absl::string_view name) const {
   return std::find(allowlist_.protected_targets.begin(), allowlist_.protected_targets.end(),
@@ -168,16 +212,127 @@ absl::Status TargetPolicy::CheckInterface(const std::string& name) const {
   return absl::OkStatus();
 }
 
-absl::Status TargetPolicy::Check(const FaultSpec& spec) const {
-  if (!KindAllowed(spec.kind)) {
-    return Denied("allowlist.kinds",
-                  absl::StrCat("fault kind ", spec.kind, " is not in the agent's allowlist"));
+absl::Status TargetPolicy::CheckAllInterfaces(const std::string& kind) const {
+  if (!Protected("control_interface")) {
+    for (const std::string& name : facts_.control_interfaces) {
+      if (!Listed(allowlist_.interfaces, name)) {
+        return Denied("safety.control_interface",
+                      absl::StrCat(kind, " without an interface acts on every interface, ", name,
+                                   " included, which carries the agent's own control traffic; "
+                                   "give interface=, or name ",
+                                   name, " exactly in allowlist.interfaces"));
+      }
+    }
   }
-  if (spec.duration && *spec.duration > max_duration_) {
+  if (!Listed(allowlist_.interfaces, "*")) {
+    return Denied("allowlist.interfaces",
+                  absl::StrCat(kind,
+                               " without an interface acts on every interface; that needs \"*\" "
+                               "in allowlist.interfaces (or give interface=)"));
+  }
+  return absl::OkStatus();
+}
+
+absl::Status TargetPolicy::CheckCgroup(const std::string& kind, const std::string& value) const {
+  ASSIGN_OR_RETURN(std::string cgroup, NormalizeCgroup(value));
+  bool allowed = Listed(allowlist_.cgroups, "*");
+  for (const std::string& pattern : allowlist_.cgroups) {
+    if (allowed) break;
+    absl::StatusOr<std::string> p = NormalizeCgroup(pattern);
+    allowed = p.ok() && GlobMatch(*p, cgroup);
+  }
+  if (!allowed) {
+    return Denied("allowlist.cgroups",
+                  absl::StrCat("cgroup ", cgroup, " is not in the agent's allowlist"));
+  }
+  // A selector picks every process in the cgroup or below: a protected process there
+  // would be hit. (Placement of stress workers into a cgroup hits nobody.)
+  if (!absl::StartsWith(kind, "stress.")) {
+    for (pid_t pid : {pid_t{1}, facts_.agent_pid, facts_.agent_parent_pid}) {
+      if (pid <= 0) continue;
+      std::string in = ReadCgroup(pid);
+      if (in.empty()) continue;
+      if (cgroup == "/" || in == cgroup || absl::StartsWith(in, cgroup + "/")) {
+        RETURN_IF_ERROR(CheckPid(pid));
+      }
+    }
+  }
+  return absl::OkStatus();
+}
+
+absl::Status TargetPolicy::CheckGpuShare(const FaultSpec& spec, const std::string& name,
+                                         const std::string& value) const {
+  if (!allowlist_.max_gpu_fraction) return absl::OkStatus();
+  const double limit = *allowlist_.max_gpu_fraction;
+  double fraction = 0;
+  if (name == "fraction" || name == "sm_fraction") {
+    auto r = ParseRatio(value);
+    if (!r.ok()) return absl::OkStatus();  // the kind's own validation reports it
+    fraction = *r;
+  } else {  // size or leave_free: bytes, judged against the device's total memory
+    auto bytes = ParseSize(value);
+    if (!bytes.ok()) return absl::OkStatus();
+    int64_t device = 0;
+    if (auto d = spec.Get("device")) (void)absl::SimpleAtoi(*d, &device);
+    uint64_t total = 0;
+    std::string why = "no GPU facts";
+    if (gpus_ != nullptr) {
+      for (const GpuDeviceFacts& g : gpus_->Devices()) {
+        if (g.index == device) total = g.memory_bytes;
+      }
+      why = gpus_->error();
+      if (why.empty()) why = absl::StrCat("device ", device, " not found");
+    }
+    if (total == 0) {
+      return Denied("allowlist.max_gpu_fraction",
+                    absl::StrCat(name, "=", value, " is in bytes, and the share of GPU ", device,
+                                 "'s memory it takes cannot be computed (", why,
+                                 "); give fraction= instead"));
+    }
+    double share = static_cast<double>(*bytes) / static_cast<double>(total);
+    fraction = name == "leave_free" ? 1.0 - share : share;
+  }
+  if (fraction > limit) {
+    return Denied("allowlist.max_gpu_fraction",
+                  absl::StrCat(name, "=", value, " is ", fraction,
+                               " of the device, above the agent's maximum ", limit));
+  }
+  return absl::OkStatus();
+}
+
+absl::Status TargetPolicy::Check(const FaultSpec& requested) const {
+  if (!KindAllowed(requested.kind)) {
+    return Denied("allowlist.kinds",
+                  absl::StrCat("fault kind ", requested.kind, " is not in the agent's allowlist"));
+  }
+  if (requested.duration && *requested.duration > max_duration_) {
     return Denied("limits.max_duration",
-                  absl::StrCat("duration ", DurationToString(*spec.duration),
+                  absl::StrCat("duration ", DurationToString(*requested.duration),
                                " exceeds the agent's maximum ", DurationToString(max_duration_)));
   }
+  // Judge what the fault will use: the kind's defaults for what the request leaves out.
+  FaultSpec spec = requested;
+  const FaultKindInfo* info = nullptr;
+  if (registry_ != nullptr) {
+    if (auto factory = registry_->Find(spec.kind); factory.ok()) info = &(*factory)->info();
+  }
+  bool optional_interface_omitted = false;
+  if (info != nullptr) {
+    for (const ParamSpec& p : info->params) {
+      if (spec.params.count(p.name) > 0) continue;
+      if (!p.default_value.empty()) {
+        spec.params[p.name] = p.default_value;
+      } else if (IsInterfaceParam(p.name) && !p.required) {
+        optional_interface_omitted = true;
+      }
+    }
+  }
+  if (optional_interface_omitted) {
+    bool any = false;
+    for (const auto& [name, value] : spec.params) any = any || IsInterfaceParam(name);
+    if (!any) RETURN_IF_ERROR(CheckAllInterfaces(spec.kind));
+  }
+  const bool gpu = absl::StartsWith(spec.kind, "gpu.");
   for (const auto& [name, value] : spec.params) {
     if (name == "pid") {
       for (absl::string_view part : absl::StrSplit(value, ',', absl::SkipWhitespace())) {
@@ -211,19 +366,34 @@ absl::Status TargetPolicy::Check(const FaultSpec& spec) const {
         if (match) RETURN_IF_ERROR(CheckPid(pid));
       }
     } else if (name == "cgroup") {
-      if (!AnyGlob(allowlist_.cgroups, value)) {
-        return Denied("allowlist.cgroups",
-                      absl::StrCat("cgroup ", value, " is not in the agent's allowlist"));
-      }
-    } else if (name == "interface" || name == "dev" || name == "iface") {
+      RETURN_IF_ERROR(CheckCgroup(spec.kind, value));
+    } else if (IsInterfaceParam(name)) {
       RETURN_IF_ERROR(CheckInterface(value));
-    } else if (name == "device" && absl::StartsWith(spec.kind, "gpu.")) {
+    } else if (gpu && name == "device") {
       int64_t index = -1;
       if (!absl::SimpleAtoi(value, &index) ||
           std::find(allowlist_.gpu_devices.begin(), allowlist_.gpu_devices.end(), index) ==
               allowlist_.gpu_devices.end()) {
         return Denied("allowlist.gpu_devices",
-                      absl::StrCat("GPU device ", value, " is not in the agent's allowlist"));
+                      absl::StrCat("GPU device ", value,
+                                   requested.params.count("device") ? "" : " (the default)",
+                                   " is not in the agent's allowlist"));
+      }
+    } else if (gpu && name == "pci") {
+      bool allowed = false;
+      if (gpus_ != nullptr) {
+        for (const GpuDeviceFacts& g : gpus_->Devices()) {
+          if (!g.pci_bus_id.empty() && absl::StartsWithIgnoreCase(g.pci_bus_id, value) &&
+              std::find(allowlist_.gpu_devices.begin(), allowlist_.gpu_devices.end(), g.index) !=
+                  allowlist_.gpu_devices.end()) {
+            allowed = true;
+          }
+        }
+      }
+      if (!allowed) {
+        return Denied("allowlist.gpu_devices",
+                      absl::StrCat("pci ", value,
+                                   " is not the PCI bus id of an allowed GPU device on this node"));
       }
     } else if ((name == "cores" || name == "workers") && allowlist_.max_cpu_cores) {
       int64_t cores = 0;
@@ -232,30 +402,27 @@ absl::Status TargetPolicy::Check(const FaultSpec& spec) const {
                       absl::StrCat(cores, " cores exceed the agent's maximum of ",
                                    *allowlist_.max_cpu_cores));
       }
-    } else if (name == "size" || name == "bytes" || name == "fraction" || name == "sm_fraction") {
-      bool gpu = absl::StartsWith(spec.kind, "gpu.");
-      const std::optional<double>& limit =
-          gpu ? allowlist_.max_gpu_fraction : allowlist_.max_memory_fraction;
-      if (!limit) continue;
-      double fraction = 0;
-      if (name == "fraction" || name == "sm_fraction") {
-        auto r = ParseRatio(value);
-        if (!r.ok()) continue;  // the kind's own validation reports it
-        fraction = *r;
-      } else {
-        auto s = ParseSizeOrPercent(value);
-        if (!s.ok()) continue;
-        if (s->bytes) {
-          if (gpu || facts_.memory_bytes == 0) continue;  // device size unknown here
-          fraction = static_cast<double>(*s->bytes) / static_cast<double>(facts_.memory_bytes);
-        } else {
-          fraction = s->fraction;
+    } else if (gpu && (name == "size" || name == "leave_free" || name == "fraction" ||
+                       name == "sm_fraction")) {
+      RETURN_IF_ERROR(CheckGpuShare(spec, name, value));
+    } else if (absl::StartsWith(spec.kind, "stress.") && name == "size" &&
+               allowlist_.max_memory_fraction) {
+      auto s = ParseSizeOrPercent(value);
+      if (!s.ok()) continue;  // the kind's own validation reports it
+      double fraction = s->fraction;
+      if (s->bytes) {
+        if (facts_.memory_bytes == 0) {
+          return Denied(
+              "allowlist.max_memory_fraction",
+              absl::StrCat("size=", value, " is in bytes and this node's MemTotal is unknown"));
         }
+        fraction = static_cast<double>(*s->bytes) / static_cast<double>(facts_.memory_bytes);
       }
-      if (fraction > *limit) {
-        return Denied(gpu ? "allowlist.max_gpu_fraction" : "allowlist.max_memory_fraction",
-                      absl::StrCat(name, "=", value, " is ", fraction,
-                                   " of the resource, above the agent's maximum ", *limit));
+      if (fraction > *allowlist_.max_memory_fraction) {
+        return Denied("allowlist.max_memory_fraction",
+                      absl::StrCat("size=", value, " is ", fraction,
+                                   " of this node's memory, above the agent's maximum ",
+                                   *allowlist_.max_memory_fraction));
       }
     }
   }

@@ -40,8 +40,14 @@ absl::StatusOr<std::unique_ptr<UnixListener>> UnixListener::Listen(const std::st
                                                    "\" is empty or longer than ",
                                                    sizeof(addr.sun_path) - 1, " bytes"));
   }
+  // Uids other than ours and root can reach the socket only through its file permissions:
+  // with unix_allowed_uids the socket is 0666 in a directory others may traverse (0711),
+  // and SO_PEERCRED below is the check. Without them it stays 0600 in a 0700 directory.
+  bool others = false;
+  for (uid_t u : extra_uids) others = others || (u != ::geteuid() && u != 0);
+  const mode_t socket_mode = others ? 0666 : 0600;
   std::string dir = Dirname(path);
-  if (::mkdir(dir.c_str(), 0700) != 0 && errno != EEXIST) {
+  if (::mkdir(dir.c_str(), others ? 0711 : 0700) != 0 && errno != EEXIST) {
     return ErrnoStatus(absl::StrCat("creating socket directory ", dir));
   }
   struct stat st {};
@@ -50,6 +56,12 @@ absl::StatusOr<std::unique_ptr<UnixListener>> UnixListener::Listen(const std::st
     return absl::FailedPreconditionError(absl::StrCat(
         "socket directory ", dir, " must be owned by uid ", ::geteuid(),
         " and writable by nobody else (mode 0700): another user could replace the socket"));
+  }
+  if (others && (st.st_mode & 0001) == 0) {
+    LogWarn("agent", absl::StrCat("unix_allowed_uids is set but ", dir, " (mode 0",
+                                  (st.st_mode >> 6) & 7, (st.st_mode >> 3) & 7, st.st_mode & 7,
+                                  ") is not searchable by others: those uids cannot reach the "
+                                  "socket; make it 0711 (systemd: RuntimeDirectoryMode=0711)"));
   }
   if (::lstat(path.c_str(), &st) == 0) {
     if (!S_ISSOCK(st.st_mode)) {
@@ -63,7 +75,7 @@ absl::StatusOr<std::unique_ptr<UnixListener>> UnixListener::Listen(const std::st
   mode_t old = ::umask(0177);
   int rc = ::bind(fd, reinterpret_cast<sockaddr*>(&addr), sizeof(addr));
   ::umask(old);
-  if (rc != 0 || ::chmod(path.c_str(), 0600) != 0 || ::listen(fd, 64) != 0) {
+  if (rc != 0 || ::chmod(path.c_str(), socket_mode) != 0 || ::listen(fd, 64) != 0) {
     absl::Status s = ErrnoStatus(absl::StrCat("listening on unix:", path));
     ::close(fd);
     return s;

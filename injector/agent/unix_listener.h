@@ -1,5 +1,6 @@
 // The agent's same-node transport: a Unix socket (mode 0600, in a directory owned by the
-// agent's uid and not writable by anyone else) whose connections are accepted here, not
+// agent's uid and not writable by anyone else; 0666 in a 0711 directory when extra uids
+// are allowed, since they could not connect otherwise) whose connections are accepted here, not
 // by gRPC, so that each peer's credentials can be checked with SO_PEERCRED before gRPC
 // sees a byte. Accepted connections are handed to the gRPC server
 // (grpc::AddInsecureChannelFromFd); the peer's uid/pid is remembered by fd so RPC handlers
