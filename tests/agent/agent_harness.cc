@@ -18,7 +18,7 @@ namespace chaosdrill::testing {
 const char kTestAllowlist[] =
     "lease_ttl: 10s\n"
     "allowlist:\n"
-    "  kinds: [\"test.*\", \"network.*\"]\n"
+    "  kinds: [\"test.*\", \"testslow.*\", \"network.*\"]\n"
     "  processes: [\"sleep\"]\n"
     "  interfaces: [\"veth*\", \"lo\", \"d0\"]\n";
 
@@ -57,6 +57,19 @@ void Child::Kill() {
   pid_ = -1;
 }
 
+std::unique_ptr<Child> StartSleeper() {
+  auto child = std::make_unique<Child>(std::vector<std::string>{"/bin/sleep", "1000"});
+  std::string path = absl::StrCat("/proc/", child->pid(), "/cmdline");
+  for (int i = 0; i < 5000; ++i) {  // exec has no event to await; at most ~10 s
+    std::ifstream in(path, std::ios::binary);
+    std::string cmdline((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
+    if (cmdline.rfind(std::string("/bin/sleep\0", 11), 0) == 0) return child;
+    usleep(2000);
+  }
+  FAIL("sleep did not start");
+  return child;
+}
+
 std::string Child::ReadLine(int timeout_ms) {
   while (buffered_.find('\n') == std::string::npos) {
     pollfd p{out_, POLLIN, 0};
@@ -87,6 +100,7 @@ void AgentHarness::Start(bool tcp, const std::string& extra_config) {
   opts.command = command_prefix;
   opts.command.insert(opts.command.end(),
                       {BinaryPath("tests/agent/agent_test_server"), "agent", "serve"});
+  opts.command.insert(opts.command.end(), serve_flags.begin(), serve_flags.end());
   opts.extra_config = extra_config.empty() ? kTestAllowlist : extra_config;
   opts.journal = journal;
   opts.audit_log = audit;
@@ -125,6 +139,18 @@ std::string AgentHarness::AuditText() const {
   std::stringstream ss;
   ss << in.rdbuf();
   return ss.str();
+}
+
+std::vector<std::string> AgentHarness::AuditLines(const std::vector<std::string>& needles) const {
+  std::vector<std::string> out;
+  std::istringstream in(AuditText());
+  std::string line;
+  while (std::getline(in, line)) {
+    bool all = true;
+    for (const auto& n : needles) all = all && line.find(n) != std::string::npos;
+    if (all) out.push_back(line);
+  }
+  return out;
 }
 
 int CountEntries(const std::string& dir) {

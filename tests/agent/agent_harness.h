@@ -33,10 +33,9 @@ class Child {
   std::string buffered_;
 };
 
-// `sleep 1000`, our pause target.
-inline std::unique_ptr<Child> StartSleeper() {
-  return std::make_unique<Child>(std::vector<std::string>{"/bin/sleep", "1000"});
-}
+// `sleep 1000`, our pause target; returns once it runs sleep (its cmdline is "sleep ..."
+// rather than the forked test's: the allowlist matches on it).
+std::unique_ptr<Child> StartSleeper();
 
 struct AgentHarness {
   TempDir dir;
@@ -45,6 +44,7 @@ struct AgentHarness {
   std::string audit;
   std::unique_ptr<agent::LocalAgent> agent;
   std::vector<std::string> command_prefix;  // e.g. {"/usr/sbin/ip", "netns", "exec", NS}
+  std::vector<std::string> serve_flags;     // after "agent serve", e.g. --tls-allowed-subject
 
   AgentHarness();
   // Starts (or restarts) the agent; `tcp` adds a 127.0.0.1:0 mTLS listener.
@@ -53,6 +53,8 @@ struct AgentHarness {
   std::unique_ptr<agent::AgentClient> TcpClient(const std::string& cert,
                                                 const std::string& key) const;
   std::string AuditText() const;
+  // The audit lines (parsed) whose text contains every one of `needles`.
+  std::vector<std::string> AuditLines(const std::vector<std::string>& needles) const;
 };
 
 // The default allowlist of the tests.

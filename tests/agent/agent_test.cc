@@ -255,11 +255,19 @@ TEST_CASE("lease: a client SIGKILLed or SIGSTOPped loses its fault within TTL + 
       absl::Duration took = AwaitState(sleeper->pid(), false, absl::Seconds(10));
       INFO("reverted after " << absl::FormatDuration(took));
       CHECK(took <= absl::Milliseconds(ttl_ms + 1000));
-      auto list = h.UnixClient()->List();
-      REQUIRE(list.ok());
+      // The witness moves when the fault is undone; the agent then verifies, journals and
+      // files it as expired: List says so a moment later (bounded poll).
       bool expired = false;
-      for (const auto& f : list->faults()) {
-        if (line == "fault " + f.fault_id()) expired = f.state() == agent::v1::FAULT_STATE_EXPIRED;
+      auto lister = h.UnixClient();
+      for (absl::Time end = absl::Now() + absl::Seconds(5); !expired && absl::Now() < end;) {
+        auto list = lister->List();
+        REQUIRE(list.ok());
+        for (const auto& f : list->faults()) {
+          if (line == "fault " + f.fault_id()) {
+            expired = f.state() == agent::v1::FAULT_STATE_EXPIRED;
+          }
+        }
+        if (!expired) absl::SleepFor(absl::Milliseconds(5));
       }
       CHECK(expired);
     }
@@ -338,23 +346,62 @@ TEST_CASE("halt reverts everything and blocks injections until resume", "[agent]
   REQUIRE(client->Revert(again->fault_id()).ok());
 }
 
-TEST_CASE("metrics: Prometheus text on the metrics port counts injections and refusals",
-          "[agent]") {
+TEST_CASE(
+    "metrics: Prometheus text on the metrics port counts injections, reverts, failures, "
+    "lease expiries and refusals",
+    "[agent]") {
   AgentHarness h;
-  h.Start(false, absl::StrCat(kTestAllowlist, "metrics_listen: \"127.0.0.1:0\"\n"));
+  h.Start(false,
+          "lease_ttl: 10s\nmetrics_listen: \"127.0.0.1:0\"\n"
+          "allowlist:\n  kinds: [\"test.*\"]\n  processes: [\"*\"]\n");
+  REQUIRE(h.agent->metrics_port() > 0);
+  auto metrics = [&h] { return HttpGet(h.agent->metrics_port(), "/metrics"); };
   auto s = StartSleeper();
   auto client = h.UnixClient();
+  // Reverted on request.
   auto r = client->Inject(Pause(s->pid()));
   REQUIRE(r.ok());
   REQUIRE(client->Revert(r->fault_id()).ok());
+  // Failed: the target is gone (a reaped child's pid), nothing applied.
+  pid_t gone = 0;
+  {
+    auto dead = StartSleeper();
+    gone = dead->pid();
+  }
+  auto failed = client->Inject(Pause(gone), {.keep_alive = false});
+  INFO(failed.status().ToString());
+  CHECK(failed.status().code() == absl::StatusCode::kNotFound);
+  // Refused.
   CHECK_FALSE(client->Inject(Pause(1)).ok());
-  REQUIRE(h.agent->metrics_port() > 0);
-  std::string body = HttpGet(h.agent->metrics_port(), "/metrics");
-  CHECK_THAT(body, Catch::StartsWith("HTTP/1.0 200 OK"));
-  CHECK_THAT(body,
-             Catch::Contains("chaosdrill_agent_faults_injected_total{kind=\"test.pause\"} 1"));
-  CHECK_THAT(body, Catch::Contains("chaosdrill_agent_faults_active{kind=\"test.pause\"} 0"));
-  CHECK_THAT(body, Catch::Contains("chaosdrill_agent_refusals_total{rule=\"safety.pid1\"} 1"));
+  std::string before = metrics();
+  CHECK_THAT(before, Catch::StartsWith("HTTP/1.0 200 OK"));
+  CHECK_THAT(before,
+             Catch::Contains("chaosdrill_agent_faults_injected_total{kind=\"test.pause\"} 1\n"));
+  CHECK_THAT(before,
+             Catch::Contains("chaosdrill_agent_faults_reverted_total{kind=\"test.pause\"} 1\n"));
+  CHECK_THAT(before,
+             Catch::Contains("chaosdrill_agent_faults_failed_total{kind=\"test.pause\"} 1\n"));
+  CHECK_THAT(before,
+             Catch::Contains("chaosdrill_agent_lease_expiries_total{kind=\"test.pause\"} 0\n"));
+  CHECK_THAT(before, Catch::Contains("chaosdrill_agent_faults_active{kind=\"test.pause\"} 0\n"));
+  CHECK_THAT(before, Catch::Contains("chaosdrill_agent_refusals_total{rule=\"safety.pid1\"} 1\n"));
+  // A lease left to lapse: expiry and revert counters move.
+  auto lapsing =
+      client->Inject(Pause(s->pid()), {.lease_ttl = absl::Milliseconds(300), .keep_alive = false});
+  REQUIRE(lapsing.ok());
+  CHECK_THAT(metrics(), Catch::Contains("chaosdrill_agent_faults_active{kind=\"test.pause\"} 1\n"));
+  REQUIRE(AwaitState(s->pid(), false, absl::Seconds(10)) < absl::Seconds(10));
+  std::string after;
+  for (int i = 0; i < 200; ++i) {  // the counter moves right after the revert; bounded poll
+    after = metrics();
+    if (after.find("lease_expiries_total{kind=\"test.pause\"} 1") != std::string::npos) break;
+    absl::SleepFor(absl::Milliseconds(10));
+  }
+  CHECK_THAT(after,
+             Catch::Contains("chaosdrill_agent_lease_expiries_total{kind=\"test.pause\"} 1\n"));
+  CHECK_THAT(after,
+             Catch::Contains("chaosdrill_agent_faults_reverted_total{kind=\"test.pause\"} 2\n"));
+  CHECK_THAT(after, Catch::Contains("chaosdrill_agent_faults_active{kind=\"test.pause\"} 0\n"));
   CHECK_THAT(HttpGet(h.agent->metrics_port(), "/debug"), Catch::StartsWith("HTTP/1.0 404"));
 }
 

@@ -1,10 +1,17 @@
 // The agent under test, and a lease-holding client, as one helper binary:
-//   agent_test_server agent serve --config FILE [--ready-fd N]
-//       ServeAgent() exactly as `chaosdrill agent serve`, with "test.pause" registered too.
+//   agent_test_server agent serve [--tls-allowed-subject S]... --config FILE [--ready-fd N]
+//       ServeAgent() exactly as `chaosdrill agent serve`, with "test.pause" and
+//       "testslow.inject" registered too; each --tls-allowed-subject is added to the
+//       config's tls.allowed_subjects (LocalAgent writes the config's tls: section itself).
 //   agent_test_server client --socket PATH --ttl-ms T [--kind K] [--pid P] [--param k=v]...
 //       injects test.pause on P (or kind K with the params) through AgentClient
 //       (KeepAlive running), prints
 //       "fault ID" and then waits to be killed or stopped (the lease tests do both).
+//   agent_test_server local-parent --journal FILE --pid P
+//       the runner's side: starts a LocalAgent (this binary's serve mode) with that journal,
+//       injects test.pause on P through it (lease 60 s, renewed), prints
+//       "agent AGENT_PID fault ID" and waits to be killed: the agent must then revert and
+//       exit on its own (PR_SET_PDEATHSIG), well before the lease would run out.
 #include <unistd.h>
 
 #include <cstdio>
@@ -15,6 +22,7 @@
 #include "injector/agent/agent_client.h"
 #include "injector/agent/agent_config.h"
 #include "injector/agent/agent_main.h"
+#include "injector/agent/local_agent.h"
 #include "injector/fault_registry.h"
 #include "tests/agent/test_pause_fault.h"
 
@@ -35,6 +43,11 @@ int Serve(int argc, char** argv) {
   if (!config.ok()) {
     std::fprintf(stderr, "%s\n", config.status().ToString().c_str());
     return 2;
+  }
+  for (int i = 0; i + 1 < argc; ++i) {
+    if (std::strcmp(argv[i], "--tls-allowed-subject") == 0) {
+      config->tls.allowed_subjects.push_back(argv[i + 1]);
+    }
   }
   absl::Status st =
       chaosdrill::agent::ServeAgent(*config, chaosdrill::injector::FaultRegistry::Global(),
@@ -73,6 +86,39 @@ int Client(int argc, char** argv) {
   for (;;) ::pause();
 }
 
+int LocalParent(int argc, char** argv) {
+  const char* journal = Flag(argc, argv, "--journal");
+  const char* pid = Flag(argc, argv, "--pid");
+  if (journal == nullptr || pid == nullptr) return 2;
+  char self[4096];
+  ssize_t n = ::readlink("/proc/self/exe", self, sizeof(self) - 1);
+  if (n <= 0) return 2;
+  self[n] = '\0';
+  chaosdrill::agent::LocalAgentOptions options;
+  options.command = {self, "agent", "serve"};
+  options.journal = journal;
+  options.extra_config =
+      "lease_ttl: 10s\nallowlist:\n  kinds: [\"test.*\"]\n  processes: [\"sleep\"]\n";
+  auto agent = chaosdrill::agent::LocalAgent::Start(options);
+  if (!agent.ok()) {
+    std::printf("error %s\n", agent.status().ToString().c_str());
+    std::fflush(stdout);
+    return 3;
+  }
+  auto client = (*agent)->Connect();
+  if (!client.ok()) return 3;
+  chaosdrill::FaultSpec spec{.kind = "test.pause", .params = {{"pid", pid}}};
+  auto r = (*client)->Inject(spec, {.lease_ttl = absl::Seconds(60)});
+  if (!r.ok()) {
+    std::printf("error %s\n", r.status().ToString().c_str());
+    std::fflush(stdout);
+    return 4;
+  }
+  std::printf("agent %d fault %s\n", static_cast<int>((*agent)->pid()), r->fault_id().c_str());
+  std::fflush(stdout);
+  for (;;) ::pause();
+}
+
 }  // namespace
 
 int main(int argc, char** argv) {
@@ -82,6 +128,7 @@ int main(int argc, char** argv) {
     return Serve(argc, argv);
   }
   if (argc >= 2 && std::strcmp(argv[1], "client") == 0) return Client(argc, argv);
+  if (argc >= 2 && std::strcmp(argv[1], "local-parent") == 0) return LocalParent(argc, argv);
   std::fprintf(stderr, "usage: agent_test_server agent serve --config F | client ...\n");
   return 2;
 }

@@ -78,6 +78,44 @@ class TestPauseFactory : public FaultFactory {
   }
 };
 
+// "testslow.inject": Inject sleeps `ms` milliseconds (a long fault operation in a family of
+// its own), Revert does nothing.
+const FaultKindInfo& SlowInfo() {
+  static const FaultKindInfo info{
+      .kind = "testslow.inject",
+      .summary = "an Inject that takes `ms` milliseconds (test-only)",
+      .takes_duration = true,
+      .params = {{.name = "ms", .type = ParamType::kInt, .default_value = "0", .doc = "sleep"}}};
+  return info;
+}
+
+class SlowInject : public Fault {
+ public:
+  explicit SlowInject(int ms) : ms_(ms) {}
+  absl::Status Inject() override {
+    ::usleep(static_cast<useconds_t>(ms_) * 1000);  // the point: a slow fault operation
+    return absl::OkStatus();
+  }
+  absl::Status Revert() override { return absl::OkStatus(); }
+  nlohmann::json RevertRecord() const override { return nlohmann::json::object(); }
+  std::string Describe() const override { return absl::StrCat("testslow.inject ", ms_, " ms"); }
+
+ private:
+  const int ms_;
+};
+
+class SlowFactory : public FaultFactory {
+ public:
+  const FaultKindInfo& info() const override { return SlowInfo(); }
+  PreflightResult Preflight() const override { return {.available = true}; }
+  absl::StatusOr<FaultPtr> Create(const FaultSpec& spec) const override {
+    int ms = 0;
+    if (auto p = spec.Get("ms")) (void)absl::SimpleAtoi(*p, &ms);
+    return FaultPtr(new SlowInject(ms));
+  }
+  absl::Status RevertFromRecord(const nlohmann::json&) const override { return absl::OkStatus(); }
+};
+
 }  // namespace
 
 char ProcessState(pid_t pid) {
@@ -90,8 +128,10 @@ char ProcessState(pid_t pid) {
 
 void RegisterTestPauseFault() {
   static std::once_flag once;
-  std::call_once(
-      once, [] { injector::FaultRegistry::Global().Add(std::make_unique<TestPauseFactory>()); });
+  std::call_once(once, [] {
+    injector::FaultRegistry::Global().Add(std::make_unique<TestPauseFactory>());
+    injector::FaultRegistry::Global().Add(std::make_unique<SlowFactory>());
+  });
 }
 
 }  // namespace chaosdrill::testing

@@ -8,7 +8,8 @@
 
 namespace chaosdrill::testing {
 
-// Adds "test.pause" to FaultRegistry::Global(). Idempotent.
+// Adds "test.pause" and "testslow.inject" (an Inject that sleeps `ms`, in a kind family of
+// its own) to FaultRegistry::Global(). Idempotent.
 void RegisterTestPauseFault();
 
 // The state letter of /proc/PID/stat ('S', 'T', ...), or '?' when unreadable.
