@@ -3,8 +3,12 @@
 // measures:
 //   - Inject+Revert round trips over mTLS (p50, p99, max), with a no-op fault kind
 //     ("bench.noop") so the numbers are the agent's overhead: RPC, TLS, allowlist, lease
-//     table, and the journal's fsyncs (apply, update, reverted) — not a kernel fault;
-//   - the agent's idle RSS and CPU (5 s with one client holding a KeepAlive stream).
+//     table, and the journal (one fdatasync per pair: the "apply" line; the unchanged
+//     "update" is skipped, "reverted" rides on the next fsync) — not a kernel fault;
+//   - the agent's idle RSS and CPU (5 s with one client holding a KeepAlive stream), RSS
+//     split into anonymous and file-backed pages and, from smaps_rollup, how much of it is
+//     shared with other processes;
+//   - the load average before and after (other work on the same cores skews the tails).
 // Goals (issue 4): p50 <= 1 ms, idle RSS <= 15 MiB.
 //
 //   agent_rpc [--iterations N] [--journal-dir DIR]
@@ -95,6 +99,23 @@ double CpuSeconds(pid_t pid) {
   return static_cast<double>(utime + stime) / static_cast<double>(sysconf(_SC_CLK_TCK));
 }
 
+std::string LoadAverage() {
+  std::ifstream in("/proc/loadavg");
+  std::string one, five, fifteen;
+  in >> one >> five >> fifteen;
+  return one + " " + five + " " + fifteen;
+}
+
+// A "Key:  N kB" line of /proc/PID/smaps_rollup, in kB (-1 when absent).
+long RollupKb(pid_t pid, const char* key) {
+  std::ifstream in(absl::StrCat("/proc/", pid, "/smaps_rollup"));
+  std::string line;
+  while (std::getline(in, line)) {
+    if (line.rfind(key, 0) == 0) return std::atol(line.c_str() + std::strlen(key));
+  }
+  return -1;
+}
+
 double Percentile(std::vector<double> v, double p) {
   std::sort(v.begin(), v.end());
   size_t i = std::min(v.size() - 1, static_cast<size_t>(p * static_cast<double>(v.size())));
@@ -134,6 +155,7 @@ int Bench(int argc, char** argv) {
                                    .key_file = pki->runner_key});
   if (!client.ok()) return 4;
   FaultSpec spec{.kind = "bench.noop"};
+  std::string load_before = LoadAverage();
   std::vector<double> rtt_ms;
   for (int i = 0; i < iterations + 50; ++i) {
     absl::Time start = absl::Now();
@@ -153,17 +175,25 @@ int Bench(int argc, char** argv) {
   long hwm_kb = StatusKb(pid, "VmHWM:");
   long anon_kb = StatusKb(pid, "RssAnon:");
   long file_kb = StatusKb(pid, "RssFile:");
+  long shmem_kb = StatusKb(pid, "RssShmem:");
+  long pss_kb = RollupKb(pid, "Pss:");
+  long shared_kb = RollupKb(pid, "Shared_Clean:") + RollupKb(pid, "Shared_Dirty:");
+  long private_kb = RollupKb(pid, "Private_Clean:") + RollupKb(pid, "Private_Dirty:");
   std::printf("agent_rpc: %d Inject+Revert round trips over mTLS on loopback (bench.noop)\n",
               iterations);
   std::printf("  round trip p50 %.3f ms   p99 %.3f ms   max %.3f ms   (goal p50 <= 1 ms)\n",
               Percentile(rtt_ms, 0.50), Percentile(rtt_ms, 0.99), Percentile(rtt_ms, 1.0));
+  auto mib = [](long kb) { return static_cast<double>(kb) / 1024.0; };
   std::printf(
-      "  idle agent: RSS %.1f MiB (peak %.1f MiB, goal <= 15 MiB) = anonymous %.1f MiB "
-      "+ file-backed (shared library pages) %.1f MiB; CPU %.2f%% of one core over 5 s "
-      "with a KeepAlive stream open\n",
-      static_cast<double>(rss_kb) / 1024.0, static_cast<double>(hwm_kb) / 1024.0,
-      static_cast<double>(anon_kb) / 1024.0, static_cast<double>(file_kb) / 1024.0,
-      (cpu1 - cpu0) / 5.0 * 100.0);
+      "  idle agent: RSS %.1f MiB (peak %.1f MiB, goal <= 15 MiB) = RssAnon %.1f MiB + "
+      "RssFile %.1f MiB + RssShmem %.1f MiB\n"
+      "              of which private %.1f MiB, shared with other processes %.1f MiB; "
+      "PSS %.1f MiB\n"
+      "              CPU %.2f%% of one core over 5 s with a KeepAlive stream open\n",
+      mib(rss_kb), mib(hwm_kb), mib(anon_kb), mib(file_kb), mib(shmem_kb), mib(private_kb),
+      mib(shared_kb), mib(pss_kb), (cpu1 - cpu0) / 5.0 * 100.0);
+  std::printf("  load average (1/5/15 min): before %s, after %s\n", load_before.c_str(),
+              LoadAverage().c_str());
   std::printf("  journal: %s\n", opts.journal.c_str());
   client->reset();
   (void)(*local)->Stop();
