@@ -1,6 +1,7 @@
 // One case per way a scenario can be wrong: each asserts the line, the column, the field
 // path and the message of the single error it must produce (DESIGN §8, issue 2).
 #include <catch2/catch.hpp>
+#include <filesystem>
 #include <string>
 #include <vector>
 
@@ -8,6 +9,7 @@
 #include "absl/strings/str_replace.h"
 #include "scenarios/scenario_loader.h"
 #include "tests/scenarios/test_catalog.h"
+#include "tests/test_support.h"
 
 namespace chaosdrill::scenarios {
 namespace {
@@ -46,7 +48,11 @@ ScenarioLoadResult Load(const std::string& yaml) {
   return LoadScenario(yaml, "case.yaml", testing::TestCatalog());
 }
 
+// Each case through the library, and through `chaosdrill validate` (the same loader, the
+// same registry) on the same text: exit 2 and exactly that one error line.
 void CheckCases(const std::vector<Case>& cases) {
+  REQUIRE(std::filesystem::exists(chaosdrill::testing::ChaosdrillBinary()));
+  chaosdrill::testing::TempDir dir;
   for (const Case& c : cases) {
     INFO("case: " << c.name << "\n--- yaml ---\n" << c.yaml);
     ScenarioLoadResult r = Load(c.yaml);
@@ -61,6 +67,14 @@ void CheckCases(const std::vector<Case>& cases) {
     CHECK(e.location.column == c.column);
     CHECK(e.path == c.path);
     CHECK_THAT(e.message, Catch::Contains(c.message));
+    const std::string file = dir.Write("case.yaml", c.yaml);
+    chaosdrill::testing::CommandResult cli = chaosdrill::testing::RunCommand(
+        {chaosdrill::testing::ChaosdrillBinary(), "validate", file});
+    ValidationError printed = e;
+    printed.file = file;
+    CHECK(cli.exit_code == 2);
+    CHECK(cli.err == printed.ToString() + "\n");
+    CHECK(cli.out.empty());
   }
 }
 
@@ -191,7 +205,8 @@ TEST_CASE("faults: timing, kinds and parameters", "[scenarios]") {
        "faults[0].kind", "unknown fault kind \"process.kil\"; did you mean \"process.kill\"?"},
       {"unknown kind lists known kinds",
        Fault("name: k, kind: k8s.pod_delete, at: 15s, target: {role: gateway}"), 7, 21,
-       "faults[0].kind", "(known kinds: gpu.memory_pressure, network.bandwidth, network.netem"},
+       "faults[0].kind",
+       "(known kinds: gpu.compute_burn, gpu.cuda_errors, gpu.memory_pressure, gpu.xid"},
       {"unknown parameter suggests",
        Fault("name: k, kind: stress.cpu, at: 15s, duration: 5s, target: {role: gateway}, "
              "cors: 2"),

@@ -62,7 +62,8 @@ std::vector<FaultKindInfo> Build() {
                .summary = "tbf",
                .params = {{.name = "interface", .type = ParamType::kString, .required = true},
                           {.name = "rate", .type = ParamType::kString, .required = true},
-                          {.name = "burst", .type = ParamType::kSize}}});
+                          {.name = "burst", .type = ParamType::kSize},
+                          {.name = "latency", .type = ParamType::kDuration}}});
   c.push_back(
       {.kind = "network.partition",
        .summary = "nft",
@@ -86,7 +87,14 @@ std::vector<FaultKindInfo> Build() {
   c.push_back({.kind = "gpu.memory_pressure",
                .summary = "gpu",
                .params = {{.name = "device", .type = ParamType::kInt},
-                          {.name = "size", .type = ParamType::kSize}}});
+                          {.name = "size", .type = ParamType::kSize},
+                          {.name = "fraction", .type = ParamType::kRatio},
+                          {.name = "leave_free", .type = ParamType::kSize}}});
+  FaultKindInfo degrade{.kind = "reference.degrade", .summary = "degrade"};
+  degrade.params = ProcessSelector();
+  degrade.params.push_back(
+      {.name = "mode", .type = ParamType::kEnum, .choices = {"wrong-answers", "errors", "slow"}});
+  c.push_back(degrade);
   return c;
 }
 
