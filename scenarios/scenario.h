@@ -136,20 +136,29 @@ struct ScenarioFault {
   SourceLocation location;
 };
 
+// An instant PromQL query that must return one number, compared with a threshold.
 struct PrometheusProbe {
-  std::string url;  // http(s)://host:port (the /api/v1/query endpoint is added)
+  std::string url;  // http://host[:port][/prefix] (the /api/v1/query endpoint is added)
   std::string query;
   std::optional<double> below;  // healthy while the value is below this
   std::optional<double> above;  // healthy while the value is above this
 };
 struct GoldenProbe {};  // a golden inference, answer compared with the model's golden output
 struct ReadyProbe {};   // OIP ServerReady + ModelReady
+// "Alert `alert` fired within `within` of each fault's injection": queries
+// ALERTS{alertname="<alert>",alertstate="firing"} and judges the time to detect.
+struct AlertProbe {
+  std::string url;  // as PrometheusProbe::url
+  std::string alert;
+  absl::Duration within;
+  std::vector<std::string> faults;  // the faults it is judged against; empty = every fault
+};
 
 struct Probe {
   std::string name;
   absl::Duration every = absl::Seconds(1);
-  absl::Duration timeout = absl::Seconds(1);
-  std::variant<PrometheusProbe, GoldenProbe, ReadyProbe> check;
+  absl::Duration timeout = absl::Seconds(1);  // not written: 1s, or `every` if shorter
+  std::variant<PrometheusProbe, GoldenProbe, ReadyProbe, AlertProbe> check;
   SourceLocation location;
 };
 

@@ -4,6 +4,7 @@
 #include <set>
 
 #include "absl/strings/ascii.h"
+#include "absl/strings/match.h"
 #include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_join.h"
@@ -578,6 +579,51 @@ ScenarioFault ReadFault(FieldReader& r, const YamlNode* node, const std::string&
   return fault;
 }
 
+// A Prometheus base URL: "http://host[:port][/prefix]". The probes' HTTP client speaks
+// plain HTTP/1.1 only (runner/prometheus_client.h), so https is refused here rather than
+// failing at drill time.
+std::optional<std::string> ReadHttpUrl(FieldReader& r, const YamlNode* node,
+                                       const std::string& path) {
+  constexpr absl::string_view kExpected = "an http:// URL (e.g. http://127.0.0.1:9090)";
+  auto v = r.NonEmptyString(node, path, kExpected);
+  if (!v) return std::nullopt;
+  auto fail = [&](absl::string_view why) {
+    r.Error(node, path, absl::StrCat(why, "; expected ", kExpected, ", found ", node->Describe()));
+    return std::nullopt;
+  };
+  if (absl::StartsWith(*v, "https://")) {
+    return fail("https is not supported (the probe speaks plain HTTP to Prometheus)");
+  }
+  if (!absl::StartsWith(*v, "http://")) return fail("not an http:// URL");
+  absl::string_view rest = absl::string_view(*v).substr(7);
+  if (rest.find_first_of("?#@ ") != absl::string_view::npos) {
+    return fail("a base URL has no query, fragment, user info or spaces");
+  }
+  absl::string_view authority = rest.substr(0, rest.find('/'));
+  absl::string_view host = authority;
+  absl::string_view port;
+  if (absl::StartsWith(authority, "[")) {
+    size_t close = authority.find(']');
+    if (close == absl::string_view::npos) return fail("unclosed [ in the host");
+    host = authority.substr(0, close + 1);
+    absl::string_view after = authority.substr(close + 1);
+    if (!after.empty() && after.front() != ':') return fail("junk after the ] of the host");
+    if (!after.empty()) port = after.substr(1);
+  } else if (size_t colon = authority.rfind(':'); colon != absl::string_view::npos) {
+    host = authority.substr(0, colon);
+    port = authority.substr(colon + 1);
+    if (port.empty()) return fail("a : with no port");
+  }
+  if (host.empty() || (host.find(':') != absl::string_view::npos && host.front() != '[')) {
+    return fail("no host (IPv6 hosts go in brackets)");
+  }
+  int p = 80;
+  if (!port.empty() && (!absl::SimpleAtoi(port, &p) || p < 1 || p > 65535)) {
+    return fail("the port must be 1..65535");
+  }
+  return v;
+}
+
 std::vector<Probe> ReadProbes(FieldReader& r, const YamlNode* node) {
   std::vector<Probe> probes;
   auto items = r.List(node, "probes", "a list of probes");
@@ -587,7 +633,8 @@ std::vector<Probe> ReadProbes(FieldReader& r, const YamlNode* node) {
     const YamlNode* item = (*items)[i];
     Probe p;
     p.location = item->location;
-    auto f = r.Mapping(item, path, {"name", "every", "timeout", "prometheus", "golden", "ready"},
+    auto f = r.Mapping(item, path,
+                       {"name", "every", "timeout", "prometheus", "golden", "ready", "alert"},
                        "a probe");
     if (!f) {
       probes.push_back(std::move(p));  // keeps probes[i] aligned with the file
@@ -601,12 +648,15 @@ std::vector<Probe> ReadProbes(FieldReader& r, const YamlNode* node) {
     }
     if (const YamlNode* n = f->Get("timeout")) {
       if (auto v = r.Duration(n, f->PathOf("timeout"), false, kMaxLatency)) p.timeout = *v;
+    } else {
+      p.timeout = std::min(p.timeout, p.every);  // a sample ends before the next is due
     }
-    int kinds = f->Has("prometheus") + f->Has("golden") + f->Has("ready");
+    int kinds = f->Has("prometheus") + f->Has("golden") + f->Has("ready") + f->Has("alert");
     if (kinds != 1) {
       r.Error(item, path,
-              absl::StrCat("expected exactly one probe kind: prometheus, golden or ready; found ",
-                           kinds == 0 ? "none" : "several"));
+              absl::StrCat(
+                  "expected exactly one probe kind: prometheus, golden, ready or alert; found ",
+                  kinds == 0 ? "none" : "several"));
       probes.push_back(std::move(p));
       continue;
     }
@@ -616,14 +666,7 @@ std::vector<Probe> ReadProbes(FieldReader& r, const YamlNode* node) {
         PrometheusProbe prom;
         if (const YamlNode* x =
                 r.Require(*m, "url", "the Prometheus base URL (http://host:9090)")) {
-          if (auto v = r.NonEmptyString(x, m->PathOf("url"), "an http:// or https:// URL")) {
-            if (absl::StartsWith(*v, "http://") || absl::StartsWith(*v, "https://")) {
-              prom.url = *v;
-            } else {
-              r.Error(x, m->PathOf("url"),
-                      absl::StrCat("expected an http:// or https:// URL, found ", x->Describe()));
-            }
-          }
+          if (auto v = ReadHttpUrl(r, x, m->PathOf("url"))) prom.url = *v;
         }
         if (const YamlNode* x = r.Require(*m, "query", "a PromQL expression")) {
           if (auto v = r.NonEmptyString(x, m->PathOf("query"), "a PromQL expression")) {
@@ -637,6 +680,38 @@ std::vector<Probe> ReadProbes(FieldReader& r, const YamlNode* node) {
                   "expected a threshold: below (healthy while the value is below it) or above");
         }
         p.check = prom;
+      }
+    } else if (const YamlNode* n = f->Get("alert")) {
+      std::string apath = f->PathOf("alert");
+      if (auto m = r.Mapping(n, apath, {"url", "name", "within", "faults"}, "an alert probe")) {
+        AlertProbe alert;
+        if (const YamlNode* x =
+                r.Require(*m, "url", "the Prometheus base URL (http://host:9090)")) {
+          if (auto v = ReadHttpUrl(r, x, m->PathOf("url"))) alert.url = *v;
+        }
+        if (const YamlNode* x =
+                r.Require(*m, "name", "the alert's name, as in its alerting rule")) {
+          if (auto v = r.NonEmptyString(x, m->PathOf("name"), "an alert name (e.g. ReplicaDown)")) {
+            alert.alert = *v;
+          }
+        }
+        if (const YamlNode* x = r.Require(*m, "within",
+                                          "how soon after each fault it must fire "
+                                          "(e.g. 30s)")) {
+          if (auto v = r.Duration(x, m->PathOf("within"), false, absl::Hours(1))) {
+            alert.within = *v;
+          }
+        }
+        if (const YamlNode* x = m->Get("faults")) {
+          if (auto list = r.List(x, m->PathOf("faults"), "a list of fault names")) {
+            for (size_t k = 0; k < list->size(); ++k) {
+              if (auto v = ReadName(r, (*list)[k], IndexPath(m->PathOf("faults"), k))) {
+                alert.faults.push_back(*v);
+              }
+            }
+          }
+        }
+        p.check = alert;
       }
     } else if (const YamlNode* n = f->Get("golden")) {
       r.Mapping(n, f->PathOf("golden"), {}, "a golden probe ({})");

@@ -3,6 +3,7 @@
 #include <cmath>
 #include <map>
 #include <string>
+#include <variant>
 #include <vector>
 
 #include "absl/strings/match.h"
@@ -222,8 +223,52 @@ class Checker {
               absl::StrCat("expected a timeout no longer than every (", D(sc_.probes[i].every),
                            "), found ", D(sc_.probes[i].timeout)));
       }
+      CheckProbeKind(sc_.probes[i], absl::StrCat("probes[", i, "]"));
     }
   }
+
+  void CheckProbeKind(const Probe& probe, const std::string& path) {
+    if (std::holds_alternative<GoldenProbe>(probe.check) && !Bad({"target"}) &&
+        !sc_.target.is_reference()) {
+      Error(path + ".golden",
+            "a golden probe compares answers with the reference model's golden output, and an "
+            "endpoint has no golden answer the runner knows; expected target.reference, or a "
+            "ready or prometheus probe for an endpoint",
+            path);
+    }
+    if (const auto* prom = std::get_if<PrometheusProbe>(&probe.check)) {
+      if (prom->below && prom->above && *prom->above >= *prom->below) {
+        Error(path + ".prometheus.above",
+              absl::StrCat("healthy while above ", *prom->above, " and below ", *prom->below,
+                           " can never hold; expected above < below"));
+      }
+    }
+    if (const auto* alert = std::get_if<AlertProbe>(&probe.check)) {
+      const std::string apath = path + ".alert";
+      if (sc_.faults.empty() && !Bad({"faults"})) {
+        Error(apath,
+              "an alert probe measures how soon the alert fires after each fault, and this "
+              "scenario has no faults; expected a faults list, or a prometheus probe on ALERTS",
+              path);
+        return;
+      }
+      std::vector<std::string> names;
+      for (const ScenarioFault& f : sc_.faults) names.push_back(f.name);
+      std::map<std::string, size_t> seen;
+      for (size_t k = 0; k < alert->faults.size(); ++k) {
+        const std::string fpath = absl::StrCat(apath, ".faults[", k, "]");
+        const std::string& name = alert->faults[k];
+        if (auto [it, inserted] = seen.emplace(name, k); !inserted) {
+          Error(fpath, absl::StrCat("expected each fault once, found \"", name,
+                                    "\" again (first in ", apath, ".faults[", it->second, "])"));
+        } else if (sc_.FindFault(name) == nullptr && !Bad({"faults"})) {
+          Error(fpath, absl::StrCat("no fault named \"", name, "\";", DidYouMean(name, names),
+                                    " expected one of: ", absl::StrJoin(names, ", ")));
+        }
+      }
+    }
+  }
+
 
   void CheckLoadAndThresholds() {
     const Load& l = sc_.load;

@@ -307,6 +307,84 @@ TEST_CASE("fault targets: roles, agents, selectors, blast radius", "[scenarios]"
   });
 }
 
+// A valid fault at line 6, so that alert probes have something to detect; probes from line 8.
+std::string Probes(absl::string_view probes) {
+  return Append(absl::StrCat(
+      "faults:\n  - {name: kill-one, kind: process.kill, at: 15s, target: {role: gateway}}\n",
+      "probes:\n", probes));
+}
+
+TEST_CASE("probes: kinds, urls, thresholds, alerts", "[scenarios]") {
+  CheckCases({
+      {"probe with no kind", Probes("  - {name: p, every: 1s}\n"), 9, 5, "probes[0]",
+       "expected exactly one probe kind: prometheus, golden, ready or alert; found none"},
+      {"prometheus over https",
+       Probes("  - {name: p, prometheus: {url: \"https://h:9090\", query: up, below: 1}}\n"), 9, 33,
+       "probes[0].prometheus.url",
+       "https is not supported (the probe speaks plain HTTP to Prometheus)"},
+      {"prometheus url with a query string",
+       Probes("  - {name: p, prometheus: {url: \"http://h:9090/?x=1\", query: up, below: 1}}\n"), 9,
+       33, "probes[0].prometheus.url", "a base URL has no query, fragment, user info or spaces"},
+      {"prometheus url port out of range",
+       Probes("  - {name: p, prometheus: {url: \"http://h:99999\", query: up, below: 1}}\n"), 9, 33,
+       "probes[0].prometheus.url", "the port must be 1..65535"},
+      {"prometheus url without a host",
+       Probes("  - {name: p, prometheus: {url: \"http://:9090\", query: up, below: 1}}\n"), 9, 33,
+       "probes[0].prometheus.url", "no host (IPv6 hosts go in brackets)"},
+      {"prometheus without a threshold",
+       Probes("  - {name: p, prometheus: {url: \"http://h:9090\", query: up}}\n"), 9, 27,
+       "probes[0].prometheus", "expected a threshold: below"},
+      {"prometheus threshold not a number",
+       Probes("  - {name: p, prometheus: {url: \"http://h:9090\", query: up, above: lots}}\n"), 9,
+       68, "probes[0].prometheus.above", "expected a number"},
+      {"prometheus band that can never hold",
+       Probes(
+           "  - {name: p, prometheus: {url: \"http://h:9090\", query: up, above: 5, below: 1}}\n"),
+       9, 68, "probes[0].prometheus.above", "can never hold; expected above < below"},
+      {"prometheus without a query",
+       Probes("  - {name: p, prometheus: {url: \"http://h:9090\", below: 1}}\n"), 9, 27,
+       "probes[0].prometheus.query", "required field is missing; expected a PromQL expression"},
+      {"golden probe on an endpoint",
+       Replace("target: {reference: {replicas: 3}}\n",
+               "target: {endpoint: {address: \"h:8001\", model: m}}\nprobes:\n"
+               "  - {name: g, golden: {}}\n"),
+       6, 23, "probes[0].golden", "an endpoint has no golden answer the runner knows"},
+      {"golden probe with fields", Probes("  - {name: g, golden: {deep: true}}\n"), 9, 24,
+       "probes[0].golden.deep", "unknown field \"deep\""},
+      {"alert without within",
+       Probes("  - {name: a, alert: {url: \"http://h:9090\", name: Down}}\n"), 9, 22,
+       "probes[0].alert.within", "required field is missing; expected how soon"},
+      {"alert within zero",
+       Probes("  - {name: a, alert: {url: \"http://h:9090\", name: Down, within: 0s}}\n"), 9, 65,
+       "probes[0].alert.within", "expected a duration above 0"},
+      {"alert without a name",
+       Probes("  - {name: a, alert: {url: \"http://h:9090\", within: 30s}}\n"), 9, 22,
+       "probes[0].alert.name", "required field is missing; expected the alert's name"},
+      {"alert with an empty name",
+       Probes("  - {name: a, alert: {url: \"http://h:9090\", name: \"\", within: 30s}}\n"), 9, 51,
+       "probes[0].alert.name", "expected an alert name"},
+      {"alert with an unknown field",
+       Probes("  - {name: a, alert: {url: \"http://h:9090\", name: D, within: 30s, fro: 1s}}\n"), 9,
+       67, "probes[0].alert.fro", "unknown field \"fro\""},
+      {"alert on a fault that does not exist",
+       Probes(
+           "  - {name: a, alert: {url: \"http://h:9090\", name: D, within: 30s, faults: [kill-on]}}"
+           "\n"),
+       9, 76, "probes[0].alert.faults[0]",
+       "no fault named \"kill-on\"; did you mean \"kill-one\"?"},
+      {"alert naming a fault twice",
+       Probes("  - {name: a, alert: {url: \"http://h:9090\", name: D, within: 30s, "
+              "faults: [kill-one, kill-one]}}\n"),
+       9, 86, "probes[0].alert.faults[1]", "expected each fault once"},
+      {"alert in a scenario without faults",
+       Append("probes:\n  - {name: a, alert: {url: \"http://h:9090\", name: D, within: 30s}}\n"), 7,
+       22, "probes[0].alert", "this scenario has no faults"},
+      {"alert url over https",
+       Probes("  - {name: a, alert: {url: \"https://h\", name: D, within: 30s}}\n"), 9, 28,
+       "probes[0].alert.url", "https is not supported"},
+  });
+}
+
 TEST_CASE("agents, probes, abort, slo, guard, report", "[scenarios]") {
   CheckCases({
       {"agent over TCP without tls", Append("agents:\n  - {name: a, address: \"10.0.0.1:7443\"}\n"),
@@ -323,10 +401,13 @@ TEST_CASE("agents, probes, abort, slo, guard, report", "[scenarios]") {
       {"agent address relative unix path", Append("agents:\n  - {name: a, address: \"unix:a\"}\n"),
        7, 24, "agents[0].address", "expected an absolute socket path after unix:"},
       {"probe with two kinds", Append("probes:\n  - {name: p, golden: {}, ready: {}}\n"), 7, 5,
-       "probes[0]", "expected exactly one probe kind: prometheus, golden or ready; found several"},
+       "probes[0]",
+       "expected exactly one probe kind: prometheus, golden, ready or alert; found several"},
       {"prometheus probe with a bad url",
        Append("probes:\n  - {name: p, prometheus: {url: \"ftp://x\", query: up, below: 1}}\n"), 7,
-       33, "probes[0].prometheus.url", "expected an http:// or https:// URL, found \"ftp://x\""},
+       33, "probes[0].prometheus.url",
+       "not an http:// URL; expected an http:// URL (e.g. http://127.0.0.1:9090), found "
+       "\"ftp://x\""},
       {"probe timeout longer than its interval",
        Append("probes:\n  - {name: p, every: 1s, timeout: 2s, ready: {}}\n"), 7, 35,
        "probes[0].timeout", "expected a timeout no longer than every (1s)"},
