@@ -2,7 +2,8 @@
 // measurements as one JSON object (the figures docs/benchmarks.md asks for). Linked with the
 // static CUDA runtime and libstdc++; it needs, next to itself, chaosdrill-gpu-holder, and
 // for the cuda_errors part chaosdrill-cuda-victim + libchaosdrill_cuda_fault.so (+
-// libcudart.so.13 when the machine has no CUDA toolkit). Without a device it prints
+// libcudart.so.13 next to it when the machine has no CUDA toolkit; see FindCudartDir). Without a
+// device it prints
 // {"ok": false, "error": ...} and exits 2 within a second or so.
 //
 //   gpu_faults_selftest [--device N] [--skip memory,burn,errors,xid] [--kmsg]
@@ -30,6 +31,7 @@
 #include <set>
 #include <sstream>
 #include <string>
+#include <vector>
 
 #include "gpu_faults/cuda_fault_control.h"
 #include "gpu_faults/gemm_kernel.h"
@@ -154,6 +156,35 @@ json BurnStep(const std::string& helper, int device, GemmVictim& victim, double 
           {"throughput_drop_percent", (1.0 - gflops / baseline) * 100}};
 }
 
+// The directory holding the dynamic CUDA runtime the victim links against
+// (CHAOSDRILL_CUDART_SONAME, e.g. libcudart.so.13), or "" with the places tried in *tried.
+// The interposer can only sit in front of a *dynamic* libcudart (LD_PRELOAD wins the symbol
+// lookup of calls that go through the PLT; calls inside a statically linked runtime never
+// do), so the victim cannot be static like this self-test, and it must find the runtime on
+// a machine that has only the driver and a toolkit (or a copy next to this binary). Its
+// RUNPATH ($ORIGIN and this build's toolkit) may not fit that machine, so the directory
+// found here goes first in its LD_LIBRARY_PATH.
+std::string FindCudartDir(const std::string& self_dir, std::string* tried) {
+  std::vector<std::string> dirs;
+  if (const char* d = getenv("CHAOSDRILL_CUDART_DIR")) dirs.push_back(d);
+  dirs.push_back(self_dir);
+  for (const char* var : {"CUDA_HOME", "CUDA_PATH"}) {
+    if (const char* d = getenv(var)) {
+      dirs.push_back(std::string(d) + "/lib64");
+      dirs.push_back(std::string(d) + "/lib");
+    }
+  }
+  for (const char* d : {"/usr/local/cuda/lib64", "/usr/local/cuda/lib",
+                        "/usr/local/cuda/targets/x86_64-linux/lib", "/usr/lib/x86_64-linux-gnu"}) {
+    dirs.push_back(d);
+  }
+  for (const std::string& d : dirs) {
+    if (access((d + "/" + CHAOSDRILL_CUDART_SONAME).c_str(), R_OK) == 0) return d;
+    *tried += (tried->empty() ? "" : ", ") + d;
+  }
+  return "";
+}
+
 json ErrorsStep(int device) {
   const std::string dir = SelfDir();
   const std::string victim_path = dir + "/chaosdrill-cuda-victim";
@@ -161,14 +192,28 @@ json ErrorsStep(int device) {
   if (access(victim_path.c_str(), X_OK) != 0 || access(preload.c_str(), R_OK) != 0) {
     return {{"ok", false}, {"error", "needs " + victim_path + " and " + preload}};
   }
+  std::string tried;
+  const std::string cudart_dir = FindCudartDir(dir, &tried);
+  if (cudart_dir.empty()) {
+    return {{"ok", false},
+            {"error", std::string("chaosdrill-cuda-victim needs the dynamic CUDA runtime ") +
+                          CHAOSDRILL_CUDART_SONAME + " (the interposer wraps its calls); none in " +
+                          tried +
+                          ". Copy it next to gpu_faults_selftest or set "
+                          "CHAOSDRILL_CUDART_DIR"}};
+  }
+  std::string library_path = cudart_dir;
+  if (const char* old = getenv("LD_LIBRARY_PATH"); old != nullptr && *old != '\0') {
+    library_path += std::string(":") + old;
+  }
   char tmpl[] = "/tmp/chaosdrill-selftest-XXXXXX";
   if (mkdtemp(tmpl) == nullptr) return {{"ok", false}, {"error", "mkdtemp failed"}};
   const std::string control = std::string(tmpl) + "/cuda.ctl";
   std::string why;
   auto victim = HelperProcess::Spawn(
       {.argv = {victim_path},
-       .env = {"LD_PRELOAD=" + preload, "CHAOSDRILL_CUDA_FAULT_CONTROL=" + control,
-               "CHAOSDRILL_CUDA_FAULT_RECHECK_MS=0",
+       .env = {"LD_PRELOAD=" + preload, "LD_LIBRARY_PATH=" + library_path,
+               "CHAOSDRILL_CUDA_FAULT_CONTROL=" + control, "CHAOSDRILL_CUDA_FAULT_RECHECK_MS=0",
                "CUDA_VISIBLE_DEVICES=" + std::to_string(device)}},
       &why);
   if (!victim) return {{"ok", false}, {"error", why}};
@@ -211,7 +256,8 @@ json ErrorsStep(int device) {
           {"failure_fraction", static_cast<double>(during) / kCalls},
           {"binomial_5sd_bounds", {lo, hi}},
           {"injected_error", last_during},
-          {"failures_after_revert", after}};
+          {"failures_after_revert", after},
+          {"cudart_dir", cudart_dir}};
 }
 
 json XidStep(const GpuInfo& info, bool kmsg) {
