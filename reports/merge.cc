@@ -74,6 +74,11 @@ absl::StatusOr<RunRecord> MergeRecords(const std::vector<RunRecord>& records,
   m.events.clear();
   m.send_skew = LatencyHistogram();
   m.analysis = AnalysisResult();
+  // Probe series stay the first record's (each runner probed on its own), moved onto the
+  // merged time axis.
+  for (ProbeSeries& p : m.probes) {
+    for (ProbeSample& x : p.samples) x.t_ns += records[0].started_unix_ns - start;
+  }
   const int64_t lead_shift = records[injector].started_unix_ns - start;
   m.phases = records[injector].phases;
   m.phases.baseline_end_ns += lead_shift;

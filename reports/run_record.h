@@ -121,6 +121,46 @@ struct Event {
   bool operator==(const Event&) const = default;
 };
 
+// One sample of a probe (scenario `probes:`): when it was taken, whether the probe's
+// condition held, and what it saw.
+struct ProbeSample {
+  int64_t t_ns = 0;             // when the sample started (request sent)
+  bool ok = false;              // ready / golden / threshold held; alerts: not firing
+  std::optional<double> value;  // prometheus: the number; alert: firing series; else none
+  std::string message;          // why it failed, or what it saw; "" when plainly ok
+
+  bool operator==(const ProbeSample&) const = default;
+};
+
+// A probe's configuration as run and its time series.
+struct ProbeSeries {
+  std::string name;
+  std::string kind;   // "ready", "golden", "prometheus", "alert"
+  std::string check;  // what it asks: "ServerReady + ModelReady tiny-mlp", the PromQL query
+  int64_t every_ns = 0;
+  std::string alert;                 // alert probes: the alert's name
+  std::optional<int64_t> within_ns;  // alert probes: it must fire this soon after each fault
+  std::vector<std::string> faults;   // alert probes: faults judged; empty = every fault
+  std::vector<ProbeSample> samples;  // in time order
+
+  bool operator==(const ProbeSeries&) const = default;
+};
+
+// Time to detect: how soon after a fault's injection an alert probe first saw it firing.
+struct AlertDetection {
+  std::string probe;
+  std::string alert;
+  std::string fault;
+  int64_t injected_ns = 0;
+  int64_t within_ns = 0;
+  bool already_firing = false;  // firing at the last sample before injection: not attributable
+  bool fired = false;           // seen firing at or after injection, before the drill ended
+  int64_t detect_ns = 0;        // first firing sample - injected_ns (when fired)
+  bool pass = false;            // fired, not already firing, detect_ns <= within_ns
+
+  bool operator==(const AlertDetection&) const = default;
+};
+
 struct Environment {
   std::string host;
   std::string kernel;
@@ -147,6 +187,7 @@ struct AnalysisResult {
   std::optional<RpoResult> rpo;
   std::vector<SloVerdict> slos;
   bool slos_met = true;
+  std::vector<AlertDetection> alerts;  // from alert probes (runner/probe_analysis.h)
 
   bool operator==(const AnalysisResult&) const = default;
 };
@@ -169,6 +210,7 @@ struct RunRecord {
   Environment environment;
   std::vector<FaultEvent> faults;
   std::vector<Event> events;
+  std::vector<ProbeSeries> probes;
   std::vector<RequestRecord> requests;
   std::vector<WriteRecord> writes;
   std::map<std::string, std::vector<int64_t>> read_back;

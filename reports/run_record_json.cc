@@ -40,6 +40,46 @@ json WriteJson(const WriteRecord& w) {
           {"ack_ns", OptionalNs(w.ack_ns)}};
 }
 
+json OptionalNumber(const std::optional<double>& v) { return v ? json(*v) : json(nullptr); }
+
+json ProbesJson(const std::vector<ProbeSeries>& probes) {
+  json out = json::array();
+  for (const ProbeSeries& p : probes) {
+    json samples = json::array();
+    for (const ProbeSample& s : p.samples) {
+      samples.push_back({{"t_ns", s.t_ns},
+                         {"ok", s.ok},
+                         {"value", OptionalNumber(s.value)},
+                         {"message", s.message}});
+    }
+    out.push_back({{"name", p.name},
+                   {"kind", p.kind},
+                   {"check", p.check},
+                   {"every_ns", p.every_ns},
+                   {"alert", p.alert},
+                   {"within_ns", OptionalNs(p.within_ns)},
+                   {"faults", p.faults},
+                   {"samples", samples}});
+  }
+  return out;
+}
+
+json AlertsJson(const std::vector<AlertDetection>& alerts) {
+  json out = json::array();
+  for (const AlertDetection& d : alerts) {
+    out.push_back({{"probe", d.probe},
+                   {"alert", d.alert},
+                   {"fault", d.fault},
+                   {"injected_ns", d.injected_ns},
+                   {"within_ns", d.within_ns},
+                   {"already_firing", d.already_firing},
+                   {"fired", d.fired},
+                   {"detect_ns", d.detect_ns},
+                   {"pass", d.pass}});
+  }
+  return out;
+}
+
 // Column-wise request log: intended times delta-encoded, the others relative to intended.
 json RequestsJson(const std::vector<RequestRecord>& requests) {
   json intended_delta = json::array(), send_lag = json::array(), latency = json::array(),
@@ -233,10 +273,73 @@ FaultResult ParseFaultResult(const json& j, const std::string& path) {
   return f;
 }
 
+std::vector<ProbeSeries> ParseProbes(const json& j, const std::string& path) {
+  std::vector<ProbeSeries> out;
+  const json& list = Array(j, path);
+  for (size_t i = 0; i < list.size(); ++i) {
+    const std::string p = Index(path, i);
+    const json& o = list[i];
+    CheckObject(o, p,
+                {"name", "kind", "check", "every_ns", "alert", "within_ns", "faults", "samples"});
+    ProbeSeries s;
+    s.name = CD_FIELD(o, p, "name", Str);
+    s.kind = CD_FIELD(o, p, "kind", Str);
+    if (s.kind != "ready" && s.kind != "golden" && s.kind != "prometheus" && s.kind != "alert") {
+      Fail(Join(p, "kind"), "one of ready, golden, prometheus, alert", o["kind"]);
+    }
+    s.check = CD_FIELD(o, p, "check", Str);
+    s.every_ns = CD_FIELD(o, p, "every_ns", Int);
+    s.alert = CD_FIELD(o, p, "alert", Str);
+    s.within_ns = CD_FIELD(o, p, "within_ns", OptInt);
+    const std::string fp = Join(p, "faults");
+    const json& faults = Array(o.at("faults"), fp);
+    for (size_t k = 0; k < faults.size(); ++k) s.faults.push_back(Str(faults[k], Index(fp, k)));
+    const std::string sp = Join(p, "samples");
+    const json& samples = Array(o.at("samples"), sp);
+    for (size_t k = 0; k < samples.size(); ++k) {
+      const std::string q = Index(sp, k);
+      CheckObject(samples[k], q, {"t_ns", "ok", "value", "message"});
+      ProbeSample x;
+      x.t_ns = CD_FIELD(samples[k], q, "t_ns", Int);
+      x.ok = CD_FIELD(samples[k], q, "ok", Bool);
+      if (!samples[k]["value"].is_null()) x.value = CD_FIELD(samples[k], q, "value", Num);
+      x.message = CD_FIELD(samples[k], q, "message", Str);
+      s.samples.push_back(std::move(x));
+    }
+    out.push_back(std::move(s));
+  }
+  return out;
+}
+
+std::vector<AlertDetection> ParseAlerts(const json& j, const std::string& path) {
+  std::vector<AlertDetection> out;
+  const json& list = Array(j, path);
+  for (size_t i = 0; i < list.size(); ++i) {
+    const std::string p = Index(path, i);
+    const json& o = list[i];
+    CheckObject(o, p,
+                {"probe", "alert", "fault", "injected_ns", "within_ns", "already_firing", "fired",
+                 "detect_ns", "pass"});
+    out.push_back({.probe = CD_FIELD(o, p, "probe", Str),
+                   .alert = CD_FIELD(o, p, "alert", Str),
+                   .fault = CD_FIELD(o, p, "fault", Str),
+                   .injected_ns = CD_FIELD(o, p, "injected_ns", Int),
+                   .within_ns = CD_FIELD(o, p, "within_ns", Int),
+                   .already_firing = CD_FIELD(o, p, "already_firing", Bool),
+                   .fired = CD_FIELD(o, p, "fired", Bool),
+                   .detect_ns = CD_FIELD(o, p, "detect_ns", Int),
+                   .pass = CD_FIELD(o, p, "pass", Bool)});
+  }
+  return out;
+}
+
 AnalysisResult ParseAnalysis(const json& j, const std::string& path) {
-  CheckObject(j, path,
-              {"requests", "good", "availability", "good_latency_ns", "baseline_p99_ns", "p50_ns",
-               "p99_ns", "error_budget_consumed", "faults", "rpo", "slos", "slos_met"});
+  // alerts arrived after the first records were written: optional.
+  CheckOptionalKeys(
+      j, path,
+      {"requests", "good", "availability", "good_latency_ns", "baseline_p99_ns", "p50_ns", "p99_ns",
+       "error_budget_consumed", "faults", "rpo", "slos", "slos_met"},
+      {"alerts"});
   AnalysisResult a;
   a.requests = CD_FIELD(j, path, "requests", UInt);
   a.good = CD_FIELD(j, path, "good", UInt);
@@ -286,6 +389,7 @@ AnalysisResult ParseAnalysis(const json& j, const std::string& path) {
                       .reason = CD_FIELD(slos[i], p, "reason", Str)});
   }
   a.slos_met = CD_FIELD(j, path, "slos_met", Bool);
+  if (j.contains("alerts")) a.alerts = ParseAlerts(j["alerts"], Join(path, "alerts"));
   return a;
 }
 
@@ -295,7 +399,7 @@ RunRecord ParseRecord(const json& j) {
       {"schema", "run_id", "scenario", "target", "started_unix_ns", "request_interval_ns",
        "write_interval_ns", "phases", "environment", "faults", "events", "requests", "writes",
        "read_back", "verified", "send_skew", "analysis", "exit"},
-      {"timeline", "histograms"});
+      {"timeline", "histograms", "probes"});
   RunRecord r;
   r.schema = CD_FIELD(j, "", "schema", Str);
   if (r.schema != kRunRecordSchema) {
@@ -358,6 +462,7 @@ RunRecord ParseRecord(const json& j) {
                         .fault = CD_FIELD(events[i], p, "fault", Str),
                         .message = CD_FIELD(events[i], p, "message", Str)});
   }
+  if (j.contains("probes")) r.probes = ParseProbes(j["probes"], "probes");
   r.requests = ParseRequests(j.at("requests"), "requests");
   const json& writes = Array(j.at("writes"), "writes");
   for (size_t i = 0; i < writes.size(); ++i)
@@ -496,7 +601,7 @@ json ToJson(const RunRecord& r) {
            {"lost_writes", lost}};
   }
   const Environment& env = r.environment;
-  return {
+  json out = {
       {"schema", r.schema},
       {"run_id", r.run_id},
       {"scenario",
@@ -545,6 +650,10 @@ json ToJson(const RunRecord& r) {
         {"status", ExitStatusName(r.exit_status)},
         {"reason", r.exit_reason}}},
   };
+  // Optional keys, present only when they say something (older records lack them).
+  if (!r.probes.empty()) out["probes"] = ProbesJson(r.probes);
+  if (!a.alerts.empty()) out["analysis"]["alerts"] = AlertsJson(a.alerts);
+  return out;
 }
 
 absl::Status WriteRunRecord(const RunRecord& record, const std::string& path, bool pretty) {

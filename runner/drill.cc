@@ -29,6 +29,8 @@
 #include "runner/analysis.h"
 #include "runner/fault_driver.h"
 #include "runner/load_generator.h"
+#include "runner/probe_analysis.h"
+#include "runner/probes.h"
 #include "runner/session_writer.h"
 
 namespace chaosdrill::runner {
@@ -149,6 +151,14 @@ class Drill {
   LoadOptions load_options_;
   std::unique_ptr<LoadGenerator> load_;
   std::unique_ptr<SessionWriter> writer_;
+  std::unique_ptr<ProbeRunner> probes_;  // scenario probes, on their own threads
+
+  // Probe state changes as events. Their t_ns is when the loop saw them (at most one loop
+  // period after the sample); the exact sample times are in record_.probes.
+  void DrainProbeEvents() {
+    if (!probes_) return;
+    for (const reports::Event& e : probes_->TakeEvents()) Emit(e.type, e.fault, e.message);
+  }
 };
 
 void Drill::Emit(absl::string_view type, absl::string_view fault, absl::string_view message) {
@@ -368,6 +378,7 @@ void Drill::Loop() {
 
   while (true) {
     int64_t now = Now();
+    DrainProbeEvents();
     if (Interrupted()) {
       Emit("abort", "", "interrupted by a signal: reverting every fault");
       Finish(ExitStatus::kAborted, "interrupted by a signal");
@@ -530,6 +541,22 @@ reports::RunRecord Drill::Run() {
       return record_;
     }
   }
+  if (!s_.probes.empty()) {
+    auto probes = ProbeRunner::Create(s_,
+                                      {.address = service_address_,
+                                       .credentials = load_options_.credentials,
+                                       .model = load_options_.request.model_name(),
+                                       .golden_request = load_options_.request,
+                                       .check_answer = load_options_.check_answer},
+                                      clock_, origin_);
+    if (!probes.ok()) {
+      Emit("error", "", probes.status().message());
+      Finish(ExitStatus::kInfraError, std::string(probes.status().message()));
+      return record_;
+    }
+    probes_ = *std::move(probes);
+    probes_->Start();
+  }
   Emit("phase", "", absl::StrCat("baseline: ", s_.load.rate, " rps at ", service_address_));
 
   Loop();
@@ -550,6 +577,8 @@ reports::RunRecord Drill::Run() {
   Progress("stopping", /*final_line=*/true);
   load_->Stop();
   if (writer_) writer_->Stop();
+  if (probes_) probes_->Stop();
+  DrainProbeEvents();
   if (record_.exit_status == ExitStatus::kPassed || record_.exit_status == ExitStatus::kSloFailed) {
     Verify();
   }
@@ -558,6 +587,7 @@ reports::RunRecord Drill::Run() {
   record_.requests = load_->Log();
   record_.send_skew = load_->SendSkew();
   if (writer_) record_.writes = writer_->Log();
+  if (probes_) record_.probes = probes_->Results();
 
   AnalysisInput in{.requests = record_.requests,
                    .request_interval_ns = record_.request_interval_ns,
@@ -581,6 +611,7 @@ reports::RunRecord Drill::Run() {
     in.slo.error_budget_max_consumed = b.max_consumed;
   }
   record_.analysis = Analyze(in);
+  AddProbeVerdicts(record_.probes, record_.faults, record_.analysis);
   if (record_.exit_status == ExitStatus::kPassed && !record_.analysis.slos_met) {
     std::string failed;
     for (const auto& v : record_.analysis.slos) {
