@@ -22,6 +22,8 @@ packages=(
   libhiredis-dev redis-server redis-sentinel
   # interop tests (a second gRPC implementation) and test tooling
   python3-grpcio python3-protobuf procps python3-jsonschema
+  # a real Prometheus for the probe tests (tests/runner/probes_test.cc)
+  prometheus
 )
 
 for arg in "$@"; do
