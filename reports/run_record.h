@@ -62,6 +62,7 @@ struct FaultEvent {
   int64_t scheduled_ns = 0;            // `at` from the scenario
   int64_t injected_ns = 0;             // when the agent confirmed it active (t_i)
   std::optional<int64_t> reverted_ns;  // when the agent confirmed it reverted
+  std::optional<int64_t> duration_ns;  // the scenario's `duration`; empty: none given
   bool inject_failed = false;
   std::string error;  // why injection failed
 
@@ -77,12 +78,15 @@ struct FaultResult {
   int64_t recovered_ns = 0;  // t_r
   int64_t rto_ns = 0;        // t_r - t_i; 0 when no impact
   int64_t time_to_impact_ns = 0;
-  int64_t outage_ns = 0;             // t_r - impact
+  int64_t outage_ns = 0;             // t_r - impact; observe end - impact when unrecovered
   uint64_t failed_requests = 0;      // bad requests in [impact, t_r)
   double error_budget_consumed = 0;  // failed_requests / budget (0 when no budget is set)
   int64_t outage_p50_ns = 0;         // latency of completed requests during the outage
   int64_t outage_p99_ns = 0;
   std::optional<int64_t> recover_after_revert_ns;  // max(0, t_r - revert); faults with a duration
+  // Latency of completed requests in the fault's span outside its outage (docs/measurements.md).
+  int64_t outside_p50_ns = 0;
+  int64_t outside_p99_ns = 0;
 
   bool operator==(const FaultResult&) const = default;
 };
@@ -177,11 +181,14 @@ struct Environment {
 struct AnalysisResult {
   uint64_t requests = 0;  // in the measured window (baseline end .. observe end)
   uint64_t good = 0;
+  uint64_t incomplete = 0;      // of `requests`, without an outcome in the log (never good)
   double availability = 1;      // good / requests in the measured window
   int64_t good_latency_ns = 0;  // the threshold used (explicit or 5 x baseline p99)
   int64_t baseline_p99_ns = 0;
-  int64_t p50_ns = 0;  // measured window, completed requests
+  int64_t p50_ns = 0;  // measured window, completed requests, from the intended send time
   int64_t p99_ns = 0;
+  int64_t service_p50_ns = 0;  // the same requests, from the actual send (service time)
+  int64_t service_p99_ns = 0;
   double error_budget_consumed = 0;  // bad / budget (see runner::SloTargets)
   std::vector<FaultResult> faults;
   std::optional<RpoResult> rpo;

@@ -5,6 +5,7 @@ namespace chaosdrill::reports {
 TimeBuckets BuildTimeBuckets(const std::vector<RequestRecord>& requests) {
   TimeBuckets t;
   for (const RequestRecord& r : requests) {
+    if (r.completed_ns == 0) continue;  // in flight: no outcome yet (docs/measurements.md)
     t.Add(r.intended_ns, r.code, (r.flags & RequestRecord::kTimeout) != 0,
           (r.flags & RequestRecord::kGoldenMismatch) != 0);
   }
@@ -15,7 +16,7 @@ LatencyHistograms BuildHistograms(const std::vector<RequestRecord>& requests,
                                   const PhaseTimes& phases) {
   LatencyHistograms h;
   for (const RequestRecord& r : requests) {
-    if (r.flags & RequestRecord::kTimeout) continue;
+    if (r.completed_ns == 0 || (r.flags & RequestRecord::kTimeout)) continue;
     int64_t latency = r.latency_ns();
     h.overall.Record(latency);
     if (r.intended_ns < phases.baseline_end_ns) {

@@ -9,12 +9,13 @@
 
 namespace chaosdrill::reports {
 
-// Every request in the bucket of its intended time.
+// Every request with an outcome in the bucket of its intended time (in-flight requests,
+// completed_ns == 0, are left out until they complete).
 TimeBuckets BuildTimeBuckets(const std::vector<RequestRecord>& requests);
 
-// Latency (completion - intended) of requests that got an answer (not timed out), by the
-// phase their intended time falls in: baseline [0, baseline_end), faults [baseline_end,
-// faults_end), recovery [faults_end, ...).
+// Latency (completion - intended) of requests that got an answer (not timed out, not in
+// flight), by the phase their intended time falls in: baseline [0, baseline_end), faults
+// [baseline_end, faults_end), recovery [faults_end, ...).
 struct LatencyHistograms {
   LatencyHistogram overall;
   LatencyHistogram baseline;

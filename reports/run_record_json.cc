@@ -30,7 +30,9 @@ json FaultResultJson(const FaultResult& f) {
           {"error_budget_consumed", f.error_budget_consumed},
           {"outage_p50_ns", f.outage_p50_ns},
           {"outage_p99_ns", f.outage_p99_ns},
-          {"recover_after_revert_ns", OptionalNs(f.recover_after_revert_ns)}};
+          {"recover_after_revert_ns", OptionalNs(f.recover_after_revert_ns)},
+          {"outside_p50_ns", f.outside_p50_ns},
+          {"outside_p99_ns", f.outside_p99_ns}};
 }
 
 json WriteJson(const WriteRecord& w) {
@@ -252,10 +254,12 @@ LatencyHistogram ParseHistogram(const json& j, const std::string& path) {
 }
 
 FaultResult ParseFaultResult(const json& j, const std::string& path) {
-  CheckObject(j, path,
-              {"name", "impact", "impact_ns", "recovered", "recovered_ns", "rto_ns",
-               "time_to_impact_ns", "outage_ns", "failed_requests", "error_budget_consumed",
-               "outage_p50_ns", "outage_p99_ns", "recover_after_revert_ns"});
+  // outside_p50/p99_ns arrived after the first records were written: optional.
+  CheckOptionalKeys(j, path,
+                    {"name", "impact", "impact_ns", "recovered", "recovered_ns", "rto_ns",
+                     "time_to_impact_ns", "outage_ns", "failed_requests", "error_budget_consumed",
+                     "outage_p50_ns", "outage_p99_ns", "recover_after_revert_ns"},
+                    {"outside_p50_ns", "outside_p99_ns"});
   FaultResult f;
   f.name = CD_FIELD(j, path, "name", Str);
   f.impact = CD_FIELD(j, path, "impact", Bool);
@@ -270,6 +274,8 @@ FaultResult ParseFaultResult(const json& j, const std::string& path) {
   f.outage_p50_ns = CD_FIELD(j, path, "outage_p50_ns", Int);
   f.outage_p99_ns = CD_FIELD(j, path, "outage_p99_ns", Int);
   f.recover_after_revert_ns = CD_FIELD(j, path, "recover_after_revert_ns", OptInt);
+  if (j.contains("outside_p50_ns")) f.outside_p50_ns = CD_FIELD(j, path, "outside_p50_ns", Int);
+  if (j.contains("outside_p99_ns")) f.outside_p99_ns = CD_FIELD(j, path, "outside_p99_ns", Int);
   return f;
 }
 
@@ -334,12 +340,12 @@ std::vector<AlertDetection> ParseAlerts(const json& j, const std::string& path) 
 }
 
 AnalysisResult ParseAnalysis(const json& j, const std::string& path) {
-  // alerts arrived after the first records were written: optional.
+  // incomplete, service_p50/p99_ns and alerts arrived after the first records: optional.
   CheckOptionalKeys(
       j, path,
       {"requests", "good", "availability", "good_latency_ns", "baseline_p99_ns", "p50_ns", "p99_ns",
        "error_budget_consumed", "faults", "rpo", "slos", "slos_met"},
-      {"alerts"});
+      {"incomplete", "service_p50_ns", "service_p99_ns", "alerts"});
   AnalysisResult a;
   a.requests = CD_FIELD(j, path, "requests", UInt);
   a.good = CD_FIELD(j, path, "good", UInt);
@@ -351,6 +357,14 @@ AnalysisResult ParseAnalysis(const json& j, const std::string& path) {
   a.baseline_p99_ns = CD_FIELD(j, path, "baseline_p99_ns", Int);
   a.p50_ns = CD_FIELD(j, path, "p50_ns", Int);
   a.p99_ns = CD_FIELD(j, path, "p99_ns", Int);
+  if (j.contains("incomplete")) a.incomplete = CD_FIELD(j, path, "incomplete", UInt);
+  if (a.incomplete > a.requests - a.good) {
+    throw JsonError{Join(path, "incomplete"),
+                    absl::StrCat(a.incomplete, " incomplete but only ", a.requests - a.good,
+                                 " requests were not good")};
+  }
+  if (j.contains("service_p50_ns")) a.service_p50_ns = CD_FIELD(j, path, "service_p50_ns", Int);
+  if (j.contains("service_p99_ns")) a.service_p99_ns = CD_FIELD(j, path, "service_p99_ns", Int);
   a.error_budget_consumed = CD_FIELD(j, path, "error_budget_consumed", Num);
   const std::string fpath = Join(path, "faults");
   const json& faults = Array(j.at("faults"), fpath);
@@ -441,15 +455,19 @@ RunRecord ParseRecord(const json& j) {
   for (size_t i = 0; i < faults.size(); ++i) {
     const std::string p = Index("faults", i);
     const json& f = faults[i];
-    CheckObject(f, p,
-                {"name", "kind", "target", "scheduled_ns", "injected_ns", "reverted_ns",
-                 "inject_failed", "error"});
+    CheckOptionalKeys(f, p,
+                      {"name", "kind", "target", "scheduled_ns", "injected_ns", "reverted_ns",
+                       "inject_failed", "error"},
+                      {"duration_ns"});
     r.faults.push_back({.name = CD_FIELD(f, p, "name", Str),
                         .kind = CD_FIELD(f, p, "kind", Str),
                         .target = CD_FIELD(f, p, "target", Str),
                         .scheduled_ns = CD_FIELD(f, p, "scheduled_ns", Int),
                         .injected_ns = CD_FIELD(f, p, "injected_ns", Int),
                         .reverted_ns = CD_FIELD(f, p, "reverted_ns", OptInt),
+                        .duration_ns = f.contains("duration_ns")
+                                           ? CD_FIELD(f, p, "duration_ns", OptInt)
+                                           : std::optional<int64_t>(),
                         .inject_failed = CD_FIELD(f, p, "inject_failed", Bool),
                         .error = CD_FIELD(f, p, "error", Str)});
   }
@@ -566,6 +584,7 @@ json ToJson(const RunRecord& r) {
                       {"scheduled_ns", f.scheduled_ns},
                       {"injected_ns", f.injected_ns},
                       {"reverted_ns", OptionalNs(f.reverted_ns)},
+                      {"duration_ns", OptionalNs(f.duration_ns)},
                       {"inject_failed", f.inject_failed},
                       {"error", f.error}});
   }
@@ -640,6 +659,9 @@ json ToJson(const RunRecord& r) {
         {"baseline_p99_ns", a.baseline_p99_ns},
         {"p50_ns", a.p50_ns},
         {"p99_ns", a.p99_ns},
+        {"incomplete", a.incomplete},
+        {"service_p50_ns", a.service_p50_ns},
+        {"service_p99_ns", a.service_p99_ns},
         {"error_budget_consumed", a.error_budget_consumed},
         {"faults", fault_results},
         {"rpo", rpo},

@@ -60,14 +60,26 @@ class Timeline {
   std::vector<uint64_t> good_prefix_;
 };
 
+// Latency (from the intended send time) of the completed requests in [begin, end).
 LatencyHistogram LatencyOf(const Timeline& t, size_t begin, size_t end) {
   LatencyHistogram h;
-  for (size_t i = begin; i < end; ++i) h.Record(t.at(i).latency_ns());
+  for (size_t i = begin; i < end; ++i) {
+    if (IsCompleted(t.at(i))) h.Record(t.at(i).latency_ns());
+  }
   return h;
 }
 
-// window_ok[i]: the requests intended in [t_i, t_i + hold) are good at >= ratio.
-// next_bad[i]: the first j >= i whose window is not ok (size() if none).
+// Service time (from the actual send) of the completed requests in [begin, end).
+LatencyHistogram ServiceOf(const Timeline& t, size_t begin, size_t end) {
+  LatencyHistogram h;
+  for (size_t i = begin; i < end; ++i) {
+    if (IsCompleted(t.at(i))) h.Record(t.at(i).service_ns());
+  }
+  return h;
+}
+
+// next_bad[i]: the first j >= i whose hold window [t_j, t_j + hold) is not good at >= ratio
+// (size() if none). A window without requests is ok.
 std::vector<size_t> NextBadWindow(const Timeline& t, int64_t hold_ns, double ratio) {
   std::vector<size_t> next_bad(t.size() + 1, t.size());
   for (size_t i = t.size(); i-- > 0;) {
@@ -93,12 +105,14 @@ FaultResult AnalyzeFault(const FaultEvent& f, const AnalysisInput& in, const Tim
   const int64_t interval = in.request_interval_ns;
   const int64_t ti = f.injected_ns;
   const int64_t observe_end = in.phases.observe_end_ns;
+  // The fault's own span: from one interval before t_i (the request in flight when it
+  // landed) until the next fault is injected, or observation ends.
+  const int64_t span_end = std::min(observe_end, NextInjectionAfter(injections, ti));
+  const size_t span_begin = t.LowerBound(ti - interval);
+  const size_t span_last = std::max(span_begin, t.LowerBound(span_end));
 
-  // Impact: the first bad request intended at or after t_i - one interval (the request
-  // that was in flight when the fault landed), before the next fault was injected.
-  int64_t impact_limit = std::min(observe_end, NextInjectionAfter(injections, ti));
   size_t impact = t.size();
-  for (size_t i = t.LowerBound(ti - interval); i < t.size() && t.intended(i) < impact_limit; ++i) {
+  for (size_t i = span_begin; i < span_last; ++i) {
     if (!t.good(i)) {
       impact = i;
       break;
@@ -106,50 +120,62 @@ FaultResult AnalyzeFault(const FaultEvent& f, const AnalysisInput& in, const Tim
   }
   if (impact == t.size()) {
     r.recovered = true;
-    r.recovered_ns = ti;
-    return r;  // no impact: RTO 0
+    r.recovered_ns = ti;  // no impact: RTO 0
+    LatencyHistogram outside = LatencyOf(t, span_begin, span_last);
+    r.outside_p50_ns = outside.ValueAtQuantile(0.5);
+    r.outside_p99_ns = outside.ValueAtQuantile(0.99);
+    return r;
   }
   r.impact = true;
   r.impact_ns = t.intended(impact);
   r.time_to_impact_ns = std::max<int64_t>(0, r.impact_ns - ti);
 
-  // Recovery: the first good request at t_r after which every hold window, up to the end
-  // of observation (or up to the next fault injected after t_r), is good at >= ratio.
+  // Recovery: the first good request at t_r >= t_i after the impact such that every hold
+  // window [t, t + hold) starting at a request in [t_r, check_end - hold] is good at >= ratio,
+  // where check_end is the end of observation or, when another fault is injected after t_r,
+  // one interval before that injection (its own impact window). A candidate too close to
+  // the next injection to be confirmed recovers only together with the next fault.
   size_t recovered = t.size();
-  for (size_t c = impact + 1; c < t.size() && t.intended(c) < observe_end; ++c) {
+  for (size_t c = std::max(impact + 1, t.LowerBound(ti));
+       c < t.size() && t.intended(c) < observe_end; ++c) {
     if (!t.good(c)) continue;
-    int64_t tr = t.intended(c);
-    int64_t next = NextInjectionAfter(injections, tr);
-    int64_t check_end = next == kNever ? observe_end : std::min(observe_end, next - interval);
+    const int64_t tr = t.intended(c);
+    const int64_t next = NextInjectionAfter(injections, tr);
+    const int64_t check_end = next == kNever ? observe_end : std::min(observe_end, next - interval);
     if (tr + in.hold_ns > check_end) {
-      // Too little time to confirm before the next fault lands (overlapping faults: this
-      // one recovers only with the later one) or before observation ends.
-      if (next == kNever || next >= observe_end) break;
-      c = t.LowerBound(next) - 1;
+      if (next == kNever || next >= observe_end) break;  // too close to the end: unrecovered
+      c = t.LowerBound(next) - 1;                        // resume at the next fault
       continue;
     }
-    // Windows starting at requests intended in [tr, check_end - hold] must all be ok.
-    size_t last = t.LowerBound(check_end - in.hold_ns + 1);  // exclusive
+    const size_t last = t.LowerBound(check_end - in.hold_ns + 1);  // exclusive
     if (next_bad[c] >= last) {
       recovered = c;
       break;
     }
-    c = next_bad[c];  // no candidate before the failing window can work
+    c = next_bad[c];  // every candidate up to the failing window would include it
   }
 
-  size_t outage_end = recovered == t.size() ? t.LowerBound(observe_end) : recovered;
+  const size_t outage_end = recovered == t.size() ? t.LowerBound(observe_end) : recovered;
   r.failed_requests = (outage_end - impact) - t.Good(impact, outage_end);
   LatencyHistogram outage = LatencyOf(t, impact, outage_end);
   r.outage_p50_ns = outage.ValueAtQuantile(0.5);
   r.outage_p99_ns = outage.ValueAtQuantile(0.99);
+  LatencyHistogram outside = LatencyOf(t, span_begin, impact);
+  if (outage_end < span_last) outside.Merge(LatencyOf(t, outage_end, span_last));
+  r.outside_p50_ns = outside.ValueAtQuantile(0.5);
+  r.outside_p99_ns = outside.ValueAtQuantile(0.99);
   if (budget_requests > 0) r.error_budget_consumed = r.failed_requests / budget_requests;
-  if (recovered == t.size()) return r;  // unrecovered
+  if (recovered == t.size()) {  // unrecovered: the outage lasts to the end of observation
+    r.outage_ns = std::max<int64_t>(0, observe_end - r.impact_ns);
+    return r;
+  }
   r.recovered = true;
   r.recovered_ns = t.intended(recovered);
   r.rto_ns = r.recovered_ns - ti;
   r.outage_ns = r.recovered_ns - r.impact_ns;
-  if (f.reverted_ns)
+  if (f.duration_ns && f.reverted_ns) {
     r.recover_after_revert_ns = std::max<int64_t>(0, r.recovered_ns - *f.reverted_ns);
+  }
   return r;
 }
 
@@ -197,9 +223,25 @@ SloVerdict Verdict(std::string name, std::string target, std::string measured, b
 
 }  // namespace
 
+bool IsOk(const RequestRecord& r) {
+  return IsCompleted(r) && r.code == 0 && (r.flags & RequestRecord::kTimeout) == 0 &&
+         (r.flags & RequestRecord::kGoldenMismatch) == 0;
+}
+
 bool IsGood(const RequestRecord& r, int64_t good_latency_ns) {
-  return r.code == 0 && (r.flags & RequestRecord::kTimeout) == 0 &&
-         (r.flags & RequestRecord::kGoldenMismatch) == 0 && r.latency_ns() <= good_latency_ns;
+  return IsOk(r) && r.latency_ns() <= good_latency_ns;
+}
+
+int64_t BaselineP99(const std::vector<RequestRecord>& sorted_requests, int64_t baseline_end_ns) {
+  const int64_t from = SteadyStateFrom(baseline_end_ns);
+  auto first =
+      std::partition_point(sorted_requests.begin(), sorted_requests.end(),
+                           [from](const RequestRecord& r) { return r.intended_ns < from; });
+  LatencyHistogram h;
+  for (auto it = first; it != sorted_requests.end() && it->intended_ns < baseline_end_ns; ++it) {
+    if (IsOk(*it)) h.Record(it->latency_ns());
+  }
+  return h.ValueAtQuantile(0.99);
 }
 
 AnalysisResult Analyze(const AnalysisInput& input) {
@@ -215,17 +257,12 @@ AnalysisResult Analyze(const AnalysisInput& input) {
   }
 
   AnalysisResult result;
-  // Baseline p99 over completed OK requests before the faults phase.
-  LatencyHistogram baseline;
-  for (const RequestRecord& r : *requests) {
-    if (r.intended_ns >= input.phases.baseline_end_ns) break;
-    if (r.code == 0 && (r.flags & RequestRecord::kTimeout) == 0) baseline.Record(r.latency_ns());
-  }
-  result.baseline_p99_ns = baseline.ValueAtQuantile(0.99);
+  // Baseline p99 as the steady-state check sees it: OK requests after the warm-up.
+  result.baseline_p99_ns = BaselineP99(*requests, input.phases.baseline_end_ns);
   if (input.good_latency_ns) {
     result.good_latency_ns = *input.good_latency_ns;
   } else {
-    result.good_latency_ns = baseline.count() > 0 ? 5 * result.baseline_p99_ns : kNever;
+    result.good_latency_ns = result.baseline_p99_ns > 0 ? 5 * result.baseline_p99_ns : kNever;
   }
 
   Timeline t(*requests, result.good_latency_ns);
@@ -234,9 +271,15 @@ AnalysisResult Analyze(const AnalysisInput& input) {
   result.requests = end - begin;
   result.good = t.Good(begin, end);
   result.availability = result.requests ? static_cast<double>(result.good) / result.requests : 1;
+  for (size_t i = begin; i < end; ++i) {
+    if (!IsCompleted(t.at(i))) ++result.incomplete;
+  }
   LatencyHistogram measured = LatencyOf(t, begin, end);
   result.p50_ns = measured.ValueAtQuantile(0.5);
   result.p99_ns = measured.ValueAtQuantile(0.99);
+  LatencyHistogram service = ServiceOf(t, begin, end);
+  result.service_p50_ns = service.ValueAtQuantile(0.5);
+  result.service_p99_ns = service.ValueAtQuantile(0.99);
   double budget_requests = 0;
   if (input.slo.error_budget_requests) {
     budget_requests = *input.slo.error_budget_requests;

@@ -48,7 +48,24 @@ struct AnalysisInput {
 
 reports::AnalysisResult Analyze(const AnalysisInput& input);
 
-// Exposed for tests and the live progress line: whether one request counts as good.
+// Whether one request has an outcome in the log (an in-flight request has completed_ns 0).
+inline bool IsCompleted(const reports::RequestRecord& r) { return r.completed_ns != 0; }
+// Completed with status OK and, where checked, the golden answer: good whatever its latency.
+// The steady-state check and the baseline p99 use this (good_latency is not known yet).
+bool IsOk(const reports::RequestRecord& r);
+// Good (DESIGN §7): IsOk and latency (from the intended send time) <= good_latency_ns. An
+// in-flight request is never good. For abort conditions, probes and the progress line too.
 bool IsGood(const reports::RequestRecord& r, int64_t good_latency_ns);
+
+// The steady-state window of the baseline is [SteadyStateFrom(baseline_end), baseline_end):
+// the first second (at most half the baseline) warms connections and is not judged.
+inline int64_t SteadyStateFrom(int64_t baseline_end_ns) {
+  return baseline_end_ns / 2 < 1'000'000'000 ? baseline_end_ns / 2 : 1'000'000'000;
+}
+
+// p99 latency of the IsOk requests intended in the steady-state window; 0 if there are none.
+// good_latency defaults to 5 x this.
+int64_t BaselineP99(const std::vector<reports::RequestRecord>& sorted_requests,
+                    int64_t baseline_end_ns);
 
 }  // namespace chaosdrill::runner

@@ -174,6 +174,7 @@ absl::Status FaultDriver::Inject(const scenarios::ScenarioFault& fault,
                                  reports::FaultEvent& event) {
   event.name = fault.name;
   event.kind = fault.spec.kind;
+  if (fault.spec.duration) event.duration_ns = absl::ToInt64Nanoseconds(*fault.spec.duration);
   auto resolved = Resolve(fault);
   if (!resolved.ok()) {
     event.inject_failed = true;

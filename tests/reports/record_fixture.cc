@@ -47,7 +47,8 @@ RunRecord SmallRecord(bool nasty) {
                .target = "gateway",
                .scheduled_ns = 15'000'000'000,
                .injected_ns = 15'001'000'000,
-               .reverted_ns = 20'001'000'000}};
+               .reverted_ns = 20'001'000'000,
+               .duration_ns = 5'000'000'000}};
   r.events = {{.t_ns = 10'002'000'000,
                .type = "inject",
                .fault = r.faults[0].name,
@@ -77,6 +78,9 @@ RunRecord SmallRecord(bool nasty) {
   a.baseline_p99_ns = 10'000'000;
   a.p50_ns = 2'000'000;
   a.p99_ns = 9'500'000;
+  a.incomplete = 2;
+  a.service_p50_ns = 1'900'000;
+  a.service_p99_ns = 8'000'000;
   a.faults = {{.name = r.faults[0].name,
                .impact = true,
                .impact_ns = 10'000'000'000,
@@ -88,7 +92,9 @@ RunRecord SmallRecord(bool nasty) {
                .failed_requests = 12,
                .error_budget_consumed = 0.5,
                .outage_p50_ns = 3'000'000,
-               .outage_p99_ns = 40'000'000},
+               .outage_p99_ns = 40'000'000,
+               .outside_p50_ns = 2'000'000,
+               .outside_p99_ns = 9'000'000},
               {.name = "slow-net",
                .impact = true,
                .impact_ns = 15'001'000'000,

@@ -3,8 +3,11 @@
 // case says otherwise; every latency is 5 ms unless a case marks requests otherwise.
 #include "runner/analysis.h"
 
+#include <algorithm>
 #include <catch2/catch.hpp>
+#include <cstdio>
 #include <functional>
+#include <limits>
 
 namespace chaosdrill::runner {
 namespace {
@@ -44,11 +47,27 @@ struct Drill {
   Drill& Fail(double from_s, double to_s) {
     return Mark(from_s, to_s, [](RequestRecord& r) { r.code = 14; });  // UNAVAILABLE
   }
+  // A fault confirmed at `injected_s`; with `reverted_s`, one with a duration reverted then.
   Drill& Fault(std::string name, double injected_s, std::optional<double> reverted_s = {}) {
     FaultEvent f{.name = std::move(name), .kind = "process.kill"};
     f.injected_ns = std::llround(injected_s * kS);
-    if (reverted_s) f.reverted_ns = std::llround(*reverted_s * kS);
+    if (reverted_s) {
+      f.reverted_ns = std::llround(*reverted_s * kS);
+      f.duration_ns = *f.reverted_ns - f.injected_ns;
+    }
     in.faults.push_back(f);
+    return *this;
+  }
+  // Adds one request (Poisson arrivals put them anywhere), keeping the log sorted.
+  Drill& Add(double intended_s, uint8_t code) {
+    RequestRecord q{.intended_ns = std::llround(intended_s * kS), .code = code};
+    q.sent_ns = q.intended_ns;
+    q.completed_ns = q.intended_ns + 5 * kMs;
+    in.requests.insert(std::upper_bound(in.requests.begin(), in.requests.end(), q,
+                                        [](const RequestRecord& a, const RequestRecord& b) {
+                                          return a.intended_ns < b.intended_ns;
+                                        }),
+                       q);
     return *this;
   }
   reports::AnalysisResult Run() const { return Analyze(in); }
@@ -277,6 +296,246 @@ TEST_CASE("availability, p99 and error budget SLO verdicts", "[runner][analysis]
   CHECK(r.slos[3].measured == "0.0579%");
   CHECK_FALSE(r.slos[3].pass);
   CHECK_FALSE(r.slos_met);
+}
+
+TEST_CASE("RTO is never negative: recovery is searched from t_i, not from the early impact",
+          "[runner][analysis]") {
+  // Poisson arrivals: the request intended at 9.998 s (in flight when the fault landed at
+  // 10.005 s) failed, the one at 10.000 s succeeded. Recovery is the first good request
+  // intended at or after t_i whose hold windows hold: 10.010 s, so RTO = 5 ms (not -5 ms).
+  auto r = Drill().Add(9.998, 14).Fault("kill", 10.005).Run();
+  const auto& f = r.faults.at(0);
+  CHECK(f.impact);
+  CHECK(f.impact_ns == 9'998 * kMs);
+  CHECK(f.time_to_impact_ns == 0);
+  CHECK(f.recovered_ns == 10'010 * kMs);
+  CHECK(f.rto_ns == 5 * kMs);
+  CHECK(f.rto_ns >= 0);
+  CHECK(f.outage_ns == 12 * kMs);
+  // Failed requests in [impact, t_r): only the one at 9.998 s.
+  CHECK(f.failed_requests == 1);
+}
+
+TEST_CASE("in-flight requests are never good and have no latency", "[runner][analysis]") {
+  // Requests intended in [10.0 s, 10.5 s) have no outcome in the log (completed_ns == 0,
+  // as in a record written while they were in flight).
+  auto r = Drill()
+               .Mark(10.0, 10.5, [](RequestRecord& q) { q.completed_ns = 0; })
+               .Fault("kill", 10.0)
+               .Run();
+  RequestRecord in_flight{.intended_ns = 10 * kS, .sent_ns = 10 * kS};
+  CHECK_FALSE(IsCompleted(in_flight));
+  CHECK_FALSE(IsOk(in_flight));
+  CHECK_FALSE(IsGood(in_flight, std::numeric_limits<int64_t>::max()));
+  const auto& f = r.faults.at(0);
+  CHECK(f.rto_ns == 500 * kMs);
+  CHECK(f.failed_requests == 50);
+  // The outage's latency is that of its completed requests: there are none.
+  CHECK(f.outage_p99_ns == 0);
+  CHECK(r.requests == 2000);
+  CHECK(r.incomplete == 50);
+  CHECK(r.good == 1950);
+  // No negative latency drags the quantiles down: every completed request took 5 ms.
+  CHECK(r.p50_ns == 5 * kMs);
+  CHECK(r.service_p50_ns == 5 * kMs);
+}
+
+TEST_CASE("a fault's hold windows are checked until the next fault, not to observe end",
+          "[runner][analysis]") {
+  // A: 10.0-11.0 s down. B, injected at 15 s, takes the service down 15.0-16.5 s. A's
+  // recovery is judged on [t_r, 15 s - one interval): recovered at 11 s. (Checked to the
+  // end of observation, as DESIGN §7 reads literally, A would be blamed for B's outage and
+  // "recover" at 16.5 s, RTO 6.5 s.)
+  auto r = Drill().Fail(10.0, 11.0).Fail(15.0, 16.5).Fault("a", 10.0).Fault("b", 15.0).Run();
+  CHECK(r.faults[0].recovered_ns == 11 * kS);
+  CHECK(r.faults[0].rto_ns == 1 * kS);
+  CHECK(r.faults[1].recovered_ns == 16'500 * kMs);
+}
+
+TEST_CASE("a recovery too close to the next fault to confirm recovers with that fault",
+          "[runner][analysis]") {
+  // A at 10 s: down 10.0-11.5 s, then good, but B lands at 12.0 s and takes the service
+  // down 12.0-13.0 s. A 1 s hold from 11.5 s cannot be seen before B's impact window
+  // (11.99 s), so A's recovery is searched after B's injection: both recover at 13 s.
+  auto r = Drill().Fail(10.0, 11.5).Fail(12.0, 13.0).Fault("a", 10.0).Fault("b", 12.0).Run();
+  const auto& a = r.faults[0];
+  const auto& b = r.faults[1];
+  CHECK(a.recovered_ns == 13 * kS);
+  CHECK(a.rto_ns == 3 * kS);
+  CHECK(a.failed_requests == 250);  // 150 + 100: the outage spans both
+  CHECK(b.impact_ns == 12 * kS);
+  CHECK(b.rto_ns == 1 * kS);
+  CHECK(b.failed_requests == 100);
+}
+
+TEST_CASE("hold windows are half-open: [t, t + hold)", "[runner][analysis]") {
+  // Down 10-12 s; then single errors at 13.00 s and 14.00 s, exactly one hold apart. Every
+  // window [t, t + 1 s) holds 100 requests and at most one error: 0.99 >= 0.99, recovered
+  // at 12 s. (A closed window [13.00, 14.00] would hold 101 requests and both errors.)
+  auto r = Drill().Fail(10.0, 12.0).Fail(13.0, 13.01).Fail(14.0, 14.01).Fault("kill", 10.0).Run();
+  CHECK(r.faults.at(0).recovered_ns == 12 * kS);
+  CHECK(r.faults.at(0).rto_ns == 2 * kS);
+}
+
+TEST_CASE("availability and p99 are measured from baseline end to observe end",
+          "[runner][analysis]") {
+  Drill d;
+  // Bad requests in the baseline and after observation ended count in neither.
+  d.Fail(5.0, 5.5).Fail(10.0, 10.2);
+  d.Add(30.0, 14).Add(30.5, 14);
+  d.in.slo.availability = 0.99;
+  auto r = d.Fault("kill", 10.0).Run();
+  CHECK(r.requests == 2000);
+  CHECK(r.good == 1980);
+  CHECK(r.availability == Approx(0.99));
+  CHECK(r.slos.at(0).pass);
+}
+
+TEST_CASE("baseline p99 skips the warm-up second and counts only ok requests",
+          "[runner][analysis]") {
+  Drill d;
+  d.in.good_latency_ns.reset();
+  d.Mark(0, 10, [](RequestRecord& q) { q.completed_ns = q.intended_ns + 10 * kMs; });
+  // The first second (connection warm-up) is slow; a burst of timeouts at 5 s is not ok.
+  d.Mark(0, 1, [](RequestRecord& q) { q.completed_ns = q.intended_ns + 900 * kMs; });
+  d.Mark(5.0, 5.2, [](RequestRecord& q) {
+    q.code = 4;
+    q.flags = RequestRecord::kTimeout;
+    q.completed_ns = q.intended_ns + 2 * kS;
+  });
+  CHECK(SteadyStateFrom(10 * kS) == 1 * kS);
+  CHECK(SteadyStateFrom(1 * kS) == 500 * kMs);
+  auto r = d.Fault("cpu", 10.0).Run();
+  CHECK(r.baseline_p99_ns == Approx(10 * kMs).epsilon(0.01));
+  CHECK(BaselineP99(d.in.requests, 10 * kS) == r.baseline_p99_ns);
+  CHECK(r.good_latency_ns == Approx(50 * kMs).epsilon(0.01));
+}
+
+TEST_CASE("latency in and out of the outage, and the outage of an unrecovered fault",
+          "[runner][analysis]") {
+  SECTION("slow answers 10-11 s: outage p50 500 ms, outside 5 ms") {
+    auto r =
+        Drill()
+            .Mark(10.0, 11.0, [](RequestRecord& q) { q.completed_ns = q.intended_ns + 500 * kMs; })
+            .Fault("slow", 10.0)
+            .Run();
+    const auto& f = r.faults.at(0);
+    CHECK(f.outage_p50_ns == Approx(500 * kMs).epsilon(0.01));
+    CHECK(f.outside_p50_ns == 5 * kMs);
+    CHECK(f.outside_p99_ns == 5 * kMs);
+  }
+  SECTION("unrecovered: the outage lasts from the impact to observe end") {
+    auto r = Drill().Fail(12.0, 30.0).Fault("kill", 10.0).Run();
+    const auto& f = r.faults.at(0);
+    CHECK_FALSE(f.recovered);
+    CHECK(f.time_to_impact_ns == 2 * kS);
+    CHECK(f.outage_ns == 18 * kS);
+    CHECK(f.failed_requests == 1800);
+    CHECK(f.outside_p50_ns == 5 * kMs);  // 9.99-12 s
+  }
+  SECTION("a harmless fault's latency is all outside an outage") {
+    auto r = Drill().Fault("noop", 10.0).Run();
+    CHECK(r.faults.at(0).outside_p99_ns == 5 * kMs);
+    CHECK(r.faults.at(0).outage_p99_ns == 0);
+  }
+}
+
+TEST_CASE("no time to recover after revert for a fault without a duration", "[runner][analysis]") {
+  Drill d;
+  d.Fail(10.0, 11.0).Fault("held", 10.0);
+  d.in.faults[0].reverted_ns = 30 * kS;  // reverted at the end of the drill: no duration
+  auto r = d.Run();
+  CHECK(r.faults.at(0).recovered);
+  CHECK_FALSE(r.faults.at(0).recover_after_revert_ns.has_value());
+}
+
+TEST_CASE("service time is reported next to latency from the intended time", "[runner][analysis]") {
+  // The sender stalled: requests intended in [10.0 s, 10.5 s) left at 10.5 s and were
+  // answered 5 ms later. Latency counts the stall (no coordinated omission); service time
+  // does not.
+  Drill d;
+  d.Mark(10.0, 10.5, [](RequestRecord& q) {
+    q.sent_ns = 10'500 * kMs;
+    q.completed_ns = q.sent_ns + 5 * kMs;
+  });
+  d.in.good_latency_ns = 100 * kMs;
+  auto r = d.Fault("stall", 10.0).Run();
+  CHECK(r.service_p99_ns == 5 * kMs);
+  // 1,950 requests took 5 ms; the 50 stalled ones 15, 25, ..., 505 ms. Rank 1,980 of 2,000
+  // is the 30th of those: 305 ms.
+  CHECK(r.p99_ns == Approx(305 * kMs).epsilon(0.01));
+  // Latency 10.505 s - intended > 100 ms for requests intended before 10.405 s: 41 bad.
+  CHECK(r.faults.at(0).failed_requests == 41);
+  CHECK(r.faults.at(0).recovered_ns == 10'410 * kMs);
+}
+
+TEST_CASE("docs/measurements.md example 1: a short outage at 10 rps", "[runner][analysis][docs]") {
+  // 10 rps, baseline 1 s, observe to 4 s, hold 0.5 s, recovery_ratio 0.8, good_latency
+  // 200 ms, availability SLO 0.9. Every request is answered OK in 5 ms except the four below.
+  AnalysisInput in;
+  in.request_interval_ns = 100 * kMs;
+  in.phases = {.baseline_end_ns = 1 * kS, .faults_end_ns = 1 * kS, .observe_end_ns = 4 * kS};
+  in.hold_ns = 500 * kMs;
+  in.recovery_ratio = 0.8;
+  in.good_latency_ns = 200 * kMs;
+  in.slo.availability = 0.9;
+  for (int64_t t = 0; t < 4 * kS; t += 100 * kMs) {
+    in.requests.push_back({.intended_ns = t, .sent_ns = t, .completed_ns = t + 5 * kMs});
+  }
+  in.requests[10].code = 14;                        // 1.0 s UNAVAILABLE
+  in.requests[11].code = 14;                        // 1.1 s UNAVAILABLE
+  in.requests[12].completed_ns = 1'550 * kMs;       // 1.2 s OK after 350 ms
+  in.requests[14].code = 4;                         // 1.4 s DEADLINE_EXCEEDED
+  in.requests[14].flags = RequestRecord::kTimeout;  //   at its 2 s deadline
+  in.requests[14].completed_ns = 3'400 * kMs;
+  in.faults.push_back({.name = "kill", .kind = "process.kill", .injected_ns = 1'050 * kMs});
+  auto r = Analyze(in);
+  const auto& f = r.faults.at(0);
+  CHECK(f.impact_ns == 1'000 * kMs);
+  CHECK(f.time_to_impact_ns == 0);
+  CHECK(f.recovered_ns == 1'300 * kMs);
+  CHECK(f.rto_ns == 250 * kMs);
+  CHECK(f.outage_ns == 300 * kMs);
+  CHECK(f.failed_requests == 3);
+  CHECK(f.error_budget_consumed == Approx(1.0));
+  CHECK(f.outage_p50_ns == 5 * kMs);
+  CHECK(f.outage_p99_ns == Approx(350 * kMs).epsilon(0.005));
+  CHECK(f.outside_p50_ns == 5 * kMs);
+  CHECK(f.outside_p99_ns == 2'000 * kMs);
+  CHECK_FALSE(f.recover_after_revert_ns.has_value());
+  CHECK(r.requests == 30);
+  CHECK(r.good == 26);
+  CHECK(r.availability == Approx(26.0 / 30));
+  CHECK(r.error_budget_consumed == Approx(4.0 / 3));
+  CHECK(r.p50_ns == 5 * kMs);
+  CHECK(r.p99_ns == 2'000 * kMs);
+  REQUIRE(r.slos.size() == 1);
+  CHECK_FALSE(r.slos[0].pass);
+  CHECK(r.slos[0].measured == "0.8667");
+}
+
+TEST_CASE("docs/measurements.md example 5: RPO of a small session log",
+          "[runner][analysis][rpo][docs]") {
+  // Writes every 100 ms to s1 (seq 1..9), acknowledged 2 ms after sending, except seq 9
+  // (no acknowledgement). Read back: 1 2 3 3 5 4 9.
+  AnalysisInput in;
+  in.write_interval_ns = 100 * kMs;
+  in.verified = true;
+  for (int i = 1; i <= 9; ++i) {
+    WriteRecord w{.session = "s1", .seq = i, .sent_ns = i * 100 * kMs};
+    if (i < 9) w.ack_ns = i * 100 * kMs + 2 * kMs;
+    in.writes.push_back(w);
+  }
+  in.read_back["s1"] = {1, 2, 3, 3, 5, 4, 9};
+  auto r = Analyze(in);
+  REQUIRE(r.rpo.has_value());
+  CHECK(r.rpo->writes == 9);
+  CHECK(r.rpo->acknowledged == 8);
+  CHECK(r.rpo->lost == 3);            // 6, 7, 8
+  CHECK(r.rpo->rpo_ns == 300 * kMs);  // 802 - 602 + 100 ms
+  CHECK(r.rpo->duplicated == 1);
+  CHECK(r.rpo->reordered == 1);
+  CHECK(r.rpo->ambiguous == 1);
 }
 
 // RPO: writes every 100 ms to one session, acknowledged 1 ms after sending.
