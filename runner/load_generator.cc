@@ -5,6 +5,7 @@
 #include <algorithm>
 
 #include "absl/strings/str_cat.h"
+#include "runner/analysis.h"
 
 namespace chaosdrill::runner {
 
@@ -73,6 +74,9 @@ absl::Status LoadGenerator::Start(int64_t first_ns) {
 
 void LoadGenerator::ScheduleLoop(int64_t first_ns) {
   ArrivalSchedule schedule(options_.rate, options_.poisson, options_.seed, first_ns);
+  // One request message, re-used: an asynchronous unary call serializes it when it is
+  // prepared (CallOpSendMessage::SendMessage), so only `id` changes between calls.
+  inference::ModelInferRequest request = options_.request;
   for (size_t k = 0; !stopping_.load(std::memory_order_relaxed); ++k) {
     const int64_t intended = schedule.Next();
     // Sleep in short steps so Stop() is honoured promptly even at very low rates.
@@ -84,7 +88,6 @@ void LoadGenerator::ScheduleLoop(int64_t first_ns) {
     bool check = options_.golden_every > 0 && options_.check_answer &&
                  k % static_cast<size_t>(options_.golden_every) == 0;
     auto call = std::make_unique<InferCall>(*this, k, check);
-    inference::ModelInferRequest request = options_.request;
     request.set_id(absl::StrCat(k));
     const int64_t sent = Now();
     call->context.set_deadline(std::chrono::system_clock::now() +
@@ -128,27 +131,60 @@ void LoadGenerator::Stop() {
   pump_->Drain();  // every in-flight call completes by its deadline
 }
 
-LoadWindow LoadGenerator::Window(int64_t from_ns, int64_t to_ns) const {
+LoadWindow LoadGenerator::Window(int64_t from_ns, int64_t to_ns, int64_t good_latency_ns) const {
   LoadWindow w;
-  LatencyHistogram latency;
-  std::lock_guard lock(mu_);
-  auto first = std::partition_point(log_.begin(), log_.end(), [from_ns](const RequestRecord& r) {
-    return r.intended_ns < from_ns;
-  });
-  for (auto it = first; it != log_.end() && it->intended_ns < to_ns; ++it) {
-    ++w.sent;
-    if (it->completed_ns == 0) continue;
-    ++w.completed;
-    latency.Record(it->latency_ns());
-    bool good = it->code == 0 && (it->flags & RequestRecord::kGoldenMismatch) == 0;
-    if (good) {
-      ++w.ok;
-    } else {
-      ++w.errors;
+  LatencyHistogram latency, ok_latency;
+  // Binary search for the window's first index, then copy it out in chunks: each lock hold
+  // is bounded by kChunk records, and the statistics are computed without the lock.
+  constexpr size_t kChunk = 4096;
+  std::vector<RequestRecord> chunk;
+  chunk.reserve(kChunk);
+  size_t next = 0;
+  {
+    std::lock_guard lock(mu_);
+    size_t lo = 0, hi = log_.size();
+    while (lo < hi) {
+      size_t mid = lo + (hi - lo) / 2;
+      if (log_[mid].intended_ns < from_ns) {
+        lo = mid + 1;
+      } else {
+        hi = mid;
+      }
     }
-    if (it->flags & RequestRecord::kTimeout) ++w.timeouts;
+    next = lo;
+  }
+  bool done = false;
+  while (!done) {
+    chunk.clear();
+    {
+      std::lock_guard lock(mu_);
+      for (; next < log_.size() && chunk.size() < kChunk; ++next) {
+        if (log_[next].intended_ns >= to_ns) {
+          done = true;
+          break;
+        }
+        chunk.push_back(log_[next]);
+      }
+      if (next >= log_.size()) done = true;
+    }
+    for (const RequestRecord& r : chunk) {
+      ++w.sent;
+      if (!IsCompleted(r)) continue;
+      ++w.completed;
+      latency.Record(r.latency_ns());
+      if (IsOk(r)) {
+        ++w.ok;
+        if (r.latency_ns() <= good_latency_ns) ++w.good;
+        ok_latency.Record(r.latency_ns());
+      } else {
+        ++w.errors;
+      }
+      if (r.flags & RequestRecord::kTimeout) ++w.timeouts;
+    }
   }
   w.p99_ns = latency.ValueAtQuantile(0.99);
+  w.ok_p50_ns = ok_latency.ValueAtQuantile(0.5);
+  w.ok_p99_ns = ok_latency.ValueAtQuantile(0.99);
   return w;
 }
 

@@ -12,6 +12,7 @@
 #include <cstdint>
 #include <deque>
 #include <functional>
+#include <limits>
 #include <memory>
 #include <mutex>
 #include <random>
@@ -64,11 +65,17 @@ class ArrivalSchedule {
 struct LoadWindow {
   uint64_t sent = 0;
   uint64_t completed = 0;
-  uint64_t ok = 0;      // gRPC OK and not a wrong answer
+  uint64_t ok = 0;      // gRPC OK and not a wrong answer (runner::IsOk)
+  uint64_t good = 0;    // ok and latency <= the good_latency given to Window (runner::IsGood)
   uint64_t errors = 0;  // completed, not ok (timeouts included)
   uint64_t timeouts = 0;
   int64_t p99_ns = 0;  // latency (from intended time) of completed requests
+  // Latency of the ok requests only: what the steady-state check and the baseline p99 of
+  // the analysis (runner::BaselineP99) judge.
+  int64_t ok_p50_ns = 0;
+  int64_t ok_p99_ns = 0;
   double success_ratio() const { return completed ? static_cast<double>(ok) / completed : 1; }
+  double good_ratio() const { return completed ? static_cast<double>(good) / completed : 1; }
 };
 
 class LoadGenerator {
@@ -85,8 +92,11 @@ class LoadGenerator {
   // one timeout). Idempotent.
   void Stop();
 
-  // Requests intended in [from_ns, to_ns) (drill time), completed or not.
-  LoadWindow Window(int64_t from_ns, int64_t to_ns) const;
+  // Requests intended in [from_ns, to_ns) (drill time), completed or not. Costs
+  // O(log n + window); the log's lock is held only to copy a few thousand records at a
+  // time, so the sender and completion threads are never held up for long.
+  LoadWindow Window(int64_t from_ns, int64_t to_ns,
+                    int64_t good_latency_ns = std::numeric_limits<int64_t>::max()) const;
   // The log so far, in intended order. In-flight requests have completed_ns == 0.
   std::vector<reports::RequestRecord> Log() const;
   // Distribution of actual send minus intended send, the sender's own lateness.
@@ -109,6 +119,7 @@ class LoadGenerator {
   bool stopped_ = false;
 
   mutable std::mutex mu_;
+  // Appended in intended-time order by the one sender thread, so sorted by intended_ns.
   std::deque<reports::RequestRecord> log_ ABSL_GUARDED_BY(mu_);
   LatencyHistogram skew_ ABSL_GUARDED_BY(mu_);
 };
