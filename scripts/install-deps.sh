@@ -28,7 +28,9 @@ packages=(
 
 for arg in "$@"; do
   case "$arg" in
-    --vm) packages+=(qemu-system-x86 cpio busybox-static kmod) ;;
+    # tests/vm/run_netem_vm.sh: qemu, the initramfs tools, and xz/zstd for compressed
+    # kernel modules; the kernel itself comes with `apt-get download` (no install).
+    --vm) packages+=(qemu-system-x86 cpio busybox-static kmod xz-utils zstd gzip) ;;
     --report) packages+=(chromium) ;;
     --bench) packages+=(nghttp2-client) ;;
     *) echo "install-deps.sh: unknown option '$arg' (use --vm, --report, --bench)" >&2; exit 2 ;;

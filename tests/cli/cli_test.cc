@@ -66,7 +66,7 @@ void CheckHelp(const std::vector<std::string>& command) {
   CHECK(std::count(description.begin(), description.end(), ' ') >= 3);
 }
 
-TEST_CASE("chaosdrill --help lists the command table; each command's --help describes it",
+TEST_CASE("chaosdrill --help lists the command table and each command's --help describes it",
           "[cli]") {
   REQUIRE(std::filesystem::exists(ChaosdrillBinary()));
   CommandResult top = Chaosdrill({"--help"});

@@ -39,10 +39,11 @@ namespace {
 using chaosdrill::testing::NetnsPair;
 using Clock = std::chrono::steady_clock;
 
-#define SKIP_UNLESS_NETNS()                                                                      \
-  do {                                                                                           \
-    std::string why_;                                                                            \
-    if (chaosdrill::testing::SkipUnless(chaosdrill::testing::CanMakeNetns(&why_), why_)) return; \
+#define SKIP_UNLESS_NETNS()                                                               \
+  do {                                                                                    \
+    std::string why_;                                                                     \
+    const bool can_ = chaosdrill::testing::CanMakeNetns(&why_); /* before why_ is read */ \
+    if (chaosdrill::testing::SkipUnless(can_, why_)) return;                              \
   } while (0)
 
 FaultSpec Spec(const std::string& kind, std::map<std::string, std::string> params) {
@@ -365,7 +366,7 @@ TEST_CASE("without root, qdisc and nftables faults are PermissionDenied with the
   CHECK(net.Ruleset(net.a()) == rules);
 }
 
-TEST_CASE("partition makes TCP connect fail; revert makes it succeed; nft shows baseline",
+TEST_CASE("partition makes TCP connect fail and revert makes it succeed with nft back at baseline",
           "[network][root][netns]") {
   SKIP_UNLESS_NETNS();
   if (testing::SkipUnless(!testing::ToolPath("nft").empty(), "needs nft as a witness")) return;
@@ -395,7 +396,7 @@ TEST_CASE("partition makes TCP connect fail; revert makes it succeed; nft shows 
   close(listener);
 }
 
-TEST_CASE("two partitions share the table; each revert removes only its own chains",
+TEST_CASE("two partitions share the table and each revert removes only its own chains",
           "[network][root][netns]") {
   SKIP_UNLESS_NETNS();
   if (testing::SkipUnless(!testing::ToolPath("nft").empty(), "needs nft as a witness")) return;
@@ -523,7 +524,14 @@ void CrashThenRevert(const NetnsPair& net, const std::vector<std::string>& injec
       net.Exec(net.a(), {testing::ChaosdrillBinary(), "revert", "--journal", journal}, 30'000);
   INFO(r.out << r.err);
   CHECK(r.exit_code == 0);
-  CHECK(witness() == baseline);
+  const bool restored = witness() == baseline;
+  CHECK(restored);
+  // One line per drill, for the record (tests/vm greps it off the serial console).
+  std::printf(
+      "CRASH_SAFETY_RESULT kind=%s applied=%d still_applied_after_sigkill=%d revert_exit=%d "
+      "baseline_restored=%d\n",
+      inject_args[0].c_str(), applied ? 1 : 0, active != baseline ? 1 : 0, r.exit_code,
+      restored ? 1 : 0);
 }
 
 TEST_CASE("chaosdrill inject of bandwidth and partition, SIGKILLed, is undone by revert",

@@ -19,7 +19,10 @@ filter=${3:-[netem]}
 skip() { echo "SKIPPED: $*"; exit 0; }
 fail() { echo "FAILED: $*"; exit 1; }
 
-for tool in qemu-system-x86_64 cpio busybox gzip dpkg-deb apt-get; do
+# Every tool this script runs, checked up front so a missing one is a SKIPPED with its
+# name, not a failure half-way (xz/zstd only matter when the kernel's modules are
+# compressed; checked here anyway, they are in the --vm group).
+for tool in qemu-system-x86_64 cpio busybox gzip xz zstd strip dpkg-deb apt-get ldd timeout find awk; do
   command -v "$tool" >/dev/null || skip "$tool not installed (scripts/install-deps.sh --vm)"
 done
 busybox=$(command -v busybox)
@@ -55,7 +58,10 @@ trap 'rm -rf "$work"' EXIT
 root="$work/root"
 mkdir -p "$root"/{bin,sbin,usr/sbin,proc,sys,dev,run,tmp,modules,etc}
 cp "$busybox" "$root/bin/busybox"
-cp "$test_binary" "$root/network_test"
+# Debug info stripped: the initramfs unpacks into a tmpfs of half the guest's RAM, and
+# with debug info the test binary and the CLI are over 180 MB ("Initramfs unpacking
+# failed: write error").
+strip --strip-debug -o "$root/network_test" "$test_binary" || fail "cannot copy $test_binary"
 cp "$ip_bin" "$root/usr/sbin/ip"
 cp "$tc_bin" "$root/usr/sbin/tc"
 # The CLI, for the crash-safety case (inject, SIGKILL, revert); the test finds it at the
@@ -64,7 +70,8 @@ build_dir=$(cd "$(dirname "$test_binary")/../.." && pwd)
 bins=("$test_binary" "$ip_bin" "$tc_bin")
 if [ -x "$build_dir/chaosdrill" ]; then
   mkdir -p "$root$build_dir"
-  cp "$build_dir/chaosdrill" "$root$build_dir/chaosdrill"
+  strip --strip-debug -o "$root$build_dir/chaosdrill" "$build_dir/chaosdrill" ||
+    fail "cannot copy $build_dir/chaosdrill"
   bins+=("$build_dir/chaosdrill")
 fi
 for bin in "${bins[@]}"; do
@@ -106,6 +113,7 @@ poweroff -f
 INIT
 chmod +x "$root/init"
 (cd "$root" && find . | cpio -o -H newc 2>/dev/null | gzip -1) >"$work/initrd.gz"
+echo "vm: initramfs $(du -sm "$root" | cut -f1) MB unpacked, $(du -m "$work/initrd.gz" | cut -f1) MB compressed"
 
 # --- boot ----------------------------------------------------------------------------
 log="$cache/console.log"
@@ -115,7 +123,7 @@ timeout 600 qemu-system-x86_64 -accel tcg -cpu max -m 512 -smp 1 -nographic -no-
   -append "console=ttyS0 panic=-1 quiet loglevel=3 rdinit=/init" </dev/null >"$log" 2>&1
 qemu_rc=$?
 end=$(date +%s.%N)
-tr -d '\r' <"$log" | grep -E 'CHAOSDRILL_|NETEM_RESULT|SKIPPED|FAILED|passed|failed' | sed -e 's/^/vm: /' -e 's/SKIPPED:/skipped:/'
+tr -d '\r' <"$log" | grep -E 'CHAOSDRILL_|NETEM_RESULT|CRASH_SAFETY_RESULT|SKIPPED|FAILED|passed|failed' | sed -e 's/^/vm: /' -e 's/SKIPPED:/skipped:/'
 printf 'vm: wall time %.1f s (qemu exit %d); full console log: %s\n' \
   "$(awk "BEGIN{print $end - $start}")" "$qemu_rc" "$log"
 tr -d '\r' <"$log" | grep -q 'CHAOSDRILL_VM_BOOTED' || fail "the VM did not boot (see $log)"
@@ -123,4 +131,8 @@ grep -q 'CHAOSDRILL_VM_INSMOD_FAILED' "$log" && fail "insmod failed in the VM (s
 tr -d '\r' <"$log" | grep -q 'CHAOSDRILL_VM_RESULT rc=0' || fail "netem tests failed in the VM (see $log)"
 tr -d '\r' <"$log" | grep -q 'SKIPPED' && fail "netem tests skipped inside the VM (sch_netem not usable?)"
 tr -d '\r' <"$log" | grep -q 'NETEM_RESULT' || fail "no NETEM_RESULT line from the VM"
+if [ -x "$build_dir/chaosdrill" ]; then
+  tr -d '\r' <"$log" | grep -q 'CRASH_SAFETY_RESULT kind=network.netem .*baseline_restored=1' ||
+    fail "no passing CRASH_SAFETY_RESULT line for network.netem from the VM"
+fi
 echo "vm: netem tests passed on $kver"
