@@ -368,7 +368,7 @@ TEST_CASE("a recovery too close to the next fault to confirm recovers with that 
   CHECK(b.failed_requests == 100);
 }
 
-TEST_CASE("hold windows are half-open: [t, t + hold)", "[runner][analysis]") {
+TEST_CASE("hold windows are half-open: t to t + hold, the end excluded", "[runner][analysis]") {
   // Down 10-12 s; then single errors at 13.00 s and 14.00 s, exactly one hold apart. Every
   // window [t, t + 1 s) holds 100 requests and at most one error: 0.99 >= 0.99, recovered
   // at 12 s. (A closed window [13.00, 14.00] would hold 101 requests and both errors.)
@@ -514,7 +514,7 @@ TEST_CASE("docs/measurements.md example 1: a short outage at 10 rps", "[runner][
   CHECK(r.slos[0].measured == "0.8667");
 }
 
-TEST_CASE("docs/measurements.md example 5: RPO of a small session log",
+TEST_CASE("docs/measurements.md example 6: RPO of a small session log",
           "[runner][analysis][rpo][docs]") {
   // Writes every 100 ms to s1 (seq 1..9), acknowledged 2 ms after sending, except seq 9
   // (no acknowledgement). Read back: 1 2 3 3 5 4 9.
