@@ -220,12 +220,19 @@ struct RunRecord {
   std::vector<ProbeSeries> probes;
   std::vector<RequestRecord> requests;
   std::vector<WriteRecord> writes;
-  std::map<std::string, std::vector<int64_t>> read_back;
+  std::map<std::string, std::vector<int64_t>> read_back;  // entries read back intact
+  // Entries read back whose payload is not the one written, per session (seqs): counted as
+  // absent from read_back, so an acknowledged one is lost.
+  std::map<std::string, std::vector<int64_t>> read_back_corrupt;
   bool verified = false;
   LatencyHistogram send_skew;  // actual minus intended send time
   AnalysisResult analysis;
   ExitStatus exit_status = ExitStatus::kPassed;
   std::string exit_reason;  // one line: why not passed
+  // Written while the drill ran (about once a second and at each event): a runner that
+  // died leaves the record so. JSON: "in_progress": true and exit.status "running"; the
+  // exit code is the status so far, and analysis covers only what had settled.
+  bool in_progress = false;
 
   bool operator==(const RunRecord&) const = default;
 };

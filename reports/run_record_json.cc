@@ -413,7 +413,7 @@ RunRecord ParseRecord(const json& j) {
       {"schema", "run_id", "scenario", "target", "started_unix_ns", "request_interval_ns",
        "write_interval_ns", "phases", "environment", "faults", "events", "requests", "writes",
        "read_back", "verified", "send_skew", "analysis", "exit"},
-      {"timeline", "histograms", "probes"});
+      {"timeline", "histograms", "in_progress", "read_back_corrupt", "probes"});
   RunRecord r;
   r.schema = CD_FIELD(j, "", "schema", Str);
   if (r.schema != kRunRecordSchema) {
@@ -493,6 +493,17 @@ RunRecord ParseRecord(const json& j) {
     const json& list = Array(seqs, p);
     for (size_t i = 0; i < list.size(); ++i) out.push_back(Int(list[i], Index(p, i)));
   }
+  if (j.contains("read_back_corrupt")) {
+    const json& rc = j["read_back_corrupt"];
+    if (!rc.is_object()) Fail("read_back_corrupt", "an object of session -> [seq, ...]", rc);
+    for (const auto& [session, seqs] : rc.items()) {
+      const std::string p = Join("read_back_corrupt", session);
+      std::vector<int64_t>& out = r.read_back_corrupt[session];
+      const json& list = Array(seqs, p);
+      for (size_t i = 0; i < list.size(); ++i) out.push_back(Int(list[i], Index(p, i)));
+    }
+  }
+  if (j.contains("in_progress")) r.in_progress = CD_FIELD(j, "", "in_progress", Bool);
   r.verified = CD_FIELD(j, "", "verified", Bool);
   r.send_skew = ParseHistogram(j.at("send_skew"), "send_skew");
   r.analysis = ParseAnalysis(j.at("analysis"), "analysis");
@@ -502,7 +513,13 @@ RunRecord ParseRecord(const json& j) {
   if (code < 0 || code > 4) Fail("exit.code", "an exit code 0..4", ex["code"]);
   r.exit_status = static_cast<ExitStatus>(code);
   std::string status = CD_FIELD(ex, "exit", "status", Str);
-  if (status != ExitStatusName(r.exit_status)) {
+  if (r.in_progress != (status == "running")) {
+    throw JsonError{"exit.status", absl::StrCat("\"", status, "\" with in_progress ",
+                                                r.in_progress ? "true" : "false",
+                                                " (a record in progress has status \"running\", "
+                                                "a finished one never)")};
+  }
+  if (!r.in_progress && status != ExitStatusName(r.exit_status)) {
     throw JsonError{"exit.status", absl::StrCat("\"", status, "\" does not match exit code ", code,
                                                 " (\"", ExitStatusName(r.exit_status), "\")")};
   }
@@ -669,10 +686,12 @@ json ToJson(const RunRecord& r) {
         {"slos_met", a.slos_met}}},
       {"exit",
        {{"code", static_cast<int>(r.exit_status)},
-        {"status", ExitStatusName(r.exit_status)},
+        {"status", r.in_progress ? "running" : ExitStatusName(r.exit_status)},
         {"reason", r.exit_reason}}},
   };
   // Optional keys, present only when they say something (older records lack them).
+  if (!r.read_back_corrupt.empty()) out["read_back_corrupt"] = r.read_back_corrupt;
+  if (r.in_progress) out["in_progress"] = true;
   if (!r.probes.empty()) out["probes"] = ProbesJson(r.probes);
   if (!a.alerts.empty()) out["analysis"]["alerts"] = AlertsJson(a.alerts);
   return out;
