@@ -86,7 +86,10 @@ absl::StatusOr<std::unique_ptr<LocalAgent>> LocalAgent::Start(const LocalAgentOp
     return ErrnoStatus("fork for local agent");
   }
   if (pid == 0) {
-    // Async-signal-safe calls only until exec.
+    // Async-signal-safe calls only until exec. Its own process group: a Ctrl-C on the
+    // runner's terminal goes to the runner, which reverts through the agent; the agent
+    // still dies with the runner (PR_SET_PDEATHSIG).
+    ::setpgid(0, 0);
     ::prctl(PR_SET_PDEATHSIG, SIGTERM);
     if (::getppid() != parent) ::_exit(127);
     if (::dup2(pipefd[1], 3) < 0) ::_exit(127);  // dup2 clears O_CLOEXEC on fd 3
@@ -97,6 +100,7 @@ absl::StatusOr<std::unique_ptr<LocalAgent>> LocalAgent::Start(const LocalAgentOp
     ::_exit(127);
   }
   agent->pid_ = pid;
+  ::setpgid(pid, pid);  // also from here, so it holds before the child runs (either may win)
   ::close(pipefd[1]);
   std::string line;
   absl::Time deadline = absl::Now() + options.start_timeout;

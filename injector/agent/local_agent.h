@@ -2,7 +2,9 @@
 // Unix socket in a fresh 0700 directory, started and stopped by a library call, so a local
 // drill drives faults through exactly the same API and safety machinery as a remote one.
 // The child gets PR_SET_PDEATHSIG(SIGTERM): if the runner dies, the agent reverts every
-// fault and exits. Start() returns once the agent reported readiness on a pipe.
+// fault and exits. It runs in its own process group, so a terminal's Ctrl-C reaches only
+// the runner, which reverts its faults through the agent before stopping it. Start()
+// returns once the agent reported readiness on a pipe.
 #pragma once
 
 #include <sys/types.h>
