@@ -2,7 +2,10 @@
 
 #include <pthread.h>
 
+#include <algorithm>
+
 #include "absl/strings/str_cat.h"
+#include "common/quantity.h"
 #include "runner/load_generator.h"
 
 namespace chaosdrill::runner {
@@ -43,7 +46,10 @@ absl::Status SessionWriter::Start(int64_t first_ns) {
   }
   if (options_.sessions < 1) return absl::InvalidArgumentError("writes need at least 1 session");
   auto creds = options_.credentials ? options_.credentials : grpc::InsecureChannelCredentials();
-  stub_ = reference::v1::SessionService::NewStub(grpc::CreateChannel(options_.address, creds));
+  grpc::ChannelArguments args;
+  if (!options_.tls_server_name.empty()) args.SetSslTargetNameOverride(options_.tls_server_name);
+  stub_ = reference::v1::SessionService::NewStub(
+      grpc::CreateCustomChannel(options_.address, creds, args));
   pump_ = std::make_unique<CallPump>("cd-write-recv");
   started_ = true;
   sender_ = std::thread([this, first_ns] {
@@ -105,25 +111,83 @@ std::vector<reports::WriteRecord> SessionWriter::Log() const {
   return log_;
 }
 
-absl::StatusOr<std::map<std::string, std::vector<int64_t>>> SessionWriter::ReadBack(
-    absl::Duration timeout) const {
+absl::StatusOr<SessionWriter::ReadBackResult> SessionWriter::ReadBack(
+    absl::Duration timeout, const std::function<bool()>& cancelled) const {
   if (!stub_) return absl::FailedPreconditionError("session writer was never started");
-  std::map<std::string, std::vector<int64_t>> out;
+  // A per-try deadline well under the whole timeout, so a read stuck on a dead primary is
+  // retried (the gateway follows the sentinels' failover) instead of using up the budget.
+  constexpr absl::Duration kTry = absl::Seconds(2);
+  constexpr absl::Duration kPoll = absl::Milliseconds(50);
+  const absl::Time deadline = absl::Now() + timeout;
+  ReadBackResult out;
   for (int s = 0; s < options_.sessions; ++s) {
     reference::v1::ReadRequest request;
     request.set_session(SessionName(s));
     reference::v1::ReadResponse response;
-    grpc::ClientContext context;
-    context.set_deadline(std::chrono::system_clock::now() + absl::ToChronoNanoseconds(timeout));
-    context.set_wait_for_ready(true);  // ride out a store failover within the timeout
-    grpc::Status status = stub_->Read(&context, request, &response);
-    if (!status.ok()) {
-      return absl::UnavailableError(absl::StrCat("reading back session ", request.session(),
-                                                 " from ", options_.address, ": ",
-                                                 status.error_message()));
+    absl::Duration backoff = absl::Milliseconds(100);
+    for (int attempt = 0;; ++attempt) {
+      if (cancelled && cancelled()) {
+        return absl::CancelledError(
+            absl::StrCat("reading back session ", request.session(), ": interrupted"));
+      }
+      grpc::ClientContext context;
+      const absl::Time try_end = std::min(deadline, absl::Now() + kTry);
+      context.set_deadline(absl::ToChronoTime(try_end));
+      // The async API, so a cancellation is honoured within kPoll, not at the deadline.
+      grpc::CompletionQueue cq;
+      auto reader = stub_->AsyncRead(&context, request, &cq);
+      grpc::Status status;
+      response.Clear();
+      reader->Finish(&response, &status, reinterpret_cast<void*>(1));
+      void* tag = nullptr;
+      bool ok = false;
+      bool cancelling = false;
+      while (true) {
+        auto next = cq.AsyncNext(&tag, &ok, absl::ToChronoTime(absl::Now() + kPoll));
+        if (next == grpc::CompletionQueue::GOT_EVENT) break;
+        if (!cancelling && cancelled && cancelled()) {
+          context.TryCancel();
+          cancelling = true;
+        }
+      }
+      cq.Shutdown();
+      while (cq.Next(&tag, &ok)) {
+      }
+      if (cancelling) {
+        return absl::CancelledError(
+            absl::StrCat("reading back session ", request.session(), ": interrupted"));
+      }
+      if (status.ok()) break;
+      const grpc::StatusCode code = status.error_code();
+      const bool transient =
+          code == grpc::StatusCode::UNAVAILABLE || code == grpc::StatusCode::DEADLINE_EXCEEDED ||
+          code == grpc::StatusCode::ABORTED || code == grpc::StatusCode::RESOURCE_EXHAUSTED;
+      const absl::Time now = absl::Now();
+      if (!transient || now + backoff >= deadline) {
+        return absl::UnavailableError(
+            absl::StrCat("reading back session ", request.session(), " from ", options_.address,
+                         transient ? absl::StrCat(" (", attempt + 1, " tries over ",
+                                                  DurationToString(timeout - (deadline - now)), ")")
+                                   : "",
+                         ": ", status.error_message()));
+      }
+      ++out.retries;
+      // Sleep in short steps so an interrupt is honoured promptly.
+      const absl::Time wake = now + backoff;
+      while (absl::Now() < wake && !(cancelled && cancelled())) {
+        absl::SleepFor(std::min(kPoll, wake - absl::Now()));
+      }
+      backoff = std::min(backoff * 2, absl::Seconds(1));
     }
-    std::vector<int64_t>& seqs = out[request.session()];
-    for (const auto& entry : response.entries()) seqs.push_back(static_cast<int64_t>(entry.seq()));
+    std::vector<int64_t>& seqs = out.sessions[request.session()];
+    for (const auto& entry : response.entries()) {
+      const int64_t seq = static_cast<int64_t>(entry.seq());
+      if (entry.payload() == Payload(request.session(), seq, options_.payload_size)) {
+        seqs.push_back(seq);
+      } else {
+        out.corrupt[request.session()].push_back(seq);
+      }
+    }
   }
   return out;
 }

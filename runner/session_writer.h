@@ -8,6 +8,7 @@
 
 #include <atomic>
 #include <cstdint>
+#include <functional>
 #include <map>
 #include <memory>
 #include <mutex>
@@ -28,7 +29,8 @@ namespace chaosdrill::runner {
 struct WriteOptions {
   std::string address;  // host:port serving chaosdrill.reference.v1.SessionService
   std::shared_ptr<grpc::ChannelCredentials> credentials;  // null: plaintext
-  double rate = 50;                                       // appends per second, over all sessions
+  std::string tls_server_name;  // TLS: the name checked in the server's certificate
+  double rate = 50;             // appends per second, over all sessions
   int sessions = 8;
   size_t payload_size = 64;
   std::string session_prefix = "drill";  // sessions are "<prefix>-<i>"; use the run id
@@ -48,10 +50,23 @@ class SessionWriter {
 
   // Every append so far, in send order; ack_ns empty for failed or in-flight ones.
   std::vector<reports::WriteRecord> Log() const;
-  // Reads each session back, in stored order. Unavailable if a session cannot be read
-  // within `timeout` (the verify phase retries while the store fails over).
-  absl::StatusOr<std::map<std::string, std::vector<int64_t>>> ReadBack(
-      absl::Duration timeout) const;
+  // What the verify phase read back.
+  struct ReadBackResult {
+    // Per session, the seqs of the entries whose payload is the one written, in stored
+    // order (duplicates and reordering kept: analysis judges them).
+    std::map<std::string, std::vector<int64_t>> sessions;
+    // Per session, the seqs of entries read back with another payload (corrupt, or
+    // another writer's): not in `sessions`, so an acknowledged one counts as lost.
+    std::map<std::string, std::vector<int64_t>> corrupt;
+    int retries = 0;  // reads retried (the store was failing over, or unreachable)
+  };
+  // Reads each session back. A read that fails with a transient code (UNAVAILABLE while
+  // the store fails over, a per-try deadline, ABORTED, RESOURCE_EXHAUSTED) is retried with
+  // backoff until `timeout` has passed since the call; Unavailable naming the session and
+  // the last error then. Another code fails at once. `cancelled` (optional) is polled
+  // between tries and while waiting: true gives Cancelled.
+  absl::StatusOr<ReadBackResult> ReadBack(absl::Duration timeout,
+                                          const std::function<bool()>& cancelled = {}) const;
 
   // The payload written for (session, seq): deterministic, so a reader can check it.
   static std::string Payload(const std::string& session, int64_t seq, size_t size);

@@ -2,6 +2,7 @@
 // acknowledged entries or fail appends, so RPO inputs are known exactly.
 #include "runner/session_writer.h"
 
+#include <algorithm>
 #include <catch2/catch.hpp>
 #include <map>
 #include <mutex>
@@ -16,6 +17,8 @@ class MemoryStore final : public reference::v1::SessionService::Service {
   std::mutex mu;
   std::map<std::string, std::vector<reference::v1::Entry>> data;
   bool fail_appends = false;
+  int failing_reads = 0;  // this many reads answer UNAVAILABLE (a store failing over)
+  int reads = 0;
 
   grpc::Status Append(grpc::ServerContext*, const reference::v1::AppendRequest* req,
                       reference::v1::AppendResponse* resp) override {
@@ -32,6 +35,11 @@ class MemoryStore final : public reference::v1::SessionService::Service {
   grpc::Status Read(grpc::ServerContext*, const reference::v1::ReadRequest* req,
                     reference::v1::ReadResponse* resp) override {
     std::lock_guard lock(mu);
+    ++reads;
+    if (failing_reads > 0) {
+      --failing_reads;
+      return grpc::Status(grpc::StatusCode::UNAVAILABLE, "no primary (failing over)");
+    }
     for (const auto& e : data[req->session()]) *resp->add_entries() = e;
     return grpc::Status::OK;
   }
@@ -79,7 +87,7 @@ TEST_CASE("appends go round-robin with per-session sequence numbers, all acknowl
   auto back = writer.ReadBack(absl::Seconds(5));
   REQUIRE(back.ok());
   size_t total = 0;
-  for (const auto& [session, seqs] : *back) total += seqs.size();
+  for (const auto& [session, seqs] : back->sessions) total += seqs.size();
   CHECK(total == log.size());
   CHECK(server.store.data["t-1"][0].payload() == SessionWriter::Payload("t-1", 1, 32));
 }
@@ -108,8 +116,9 @@ TEST_CASE("failed appends are recorded as unacknowledged; lost entries show in r
   }
   auto back = writer.ReadBack(absl::Seconds(5));
   REQUIRE(back.ok());
-  CHECK(back->at("t-0").empty());
-  CHECK_FALSE(back->at("t-1").empty());
+  CHECK(back->sessions.at("t-0").empty());
+  CHECK_FALSE(back->sessions.at("t-1").empty());
+  CHECK(back->corrupt.empty());
 }
 
 TEST_CASE("read-back of an unreachable store is Unavailable, naming the session",
@@ -123,6 +132,79 @@ TEST_CASE("read-back of an unreachable store is Unavailable, naming the session"
   REQUIRE_FALSE(back.ok());
   CHECK(back.status().code() == absl::StatusCode::kUnavailable);
   CHECK_THAT(std::string(back.status().message()), Catch::Contains("x-0"));
+}
+
+TEST_CASE("read-back retries through a store failover (UNAVAILABLE) until it answers",
+          "[runner][writes]") {
+  Server server;
+  MonotonicClock& clock = MonotonicClock::Get();
+  SessionWriter writer(Options(server), clock, clock.NowNanos());
+  REQUIRE(writer.Start(0).ok());
+  clock.SleepUntil(clock.NowNanos() + 100 * kMs);
+  writer.Stop();
+  {
+    std::lock_guard lock(server.store.mu);
+    server.store.failing_reads = 3;
+  }
+  auto back = writer.ReadBack(absl::Seconds(10));
+  REQUIRE(back.ok());
+  CHECK(back->retries == 3);
+  size_t total = 0;
+  for (const auto& [session, seqs] : back->sessions) total += seqs.size();
+  CHECK(total == writer.Log().size());
+
+  // A store that stays unavailable past the deadline: Unavailable, saying how many tries.
+  {
+    std::lock_guard lock(server.store.mu);
+    server.store.failing_reads = 1'000'000;
+  }
+  auto failed = writer.ReadBack(absl::Milliseconds(700));
+  REQUIRE_FALSE(failed.ok());
+  CHECK(failed.status().code() == absl::StatusCode::kUnavailable);
+  CHECK_THAT(std::string(failed.status().message()), Catch::Contains("tries"));
+  CHECK_THAT(std::string(failed.status().message()), Catch::Contains("failing over"));
+}
+
+TEST_CASE("read-back reports an entry whose payload differs instead of accepting it",
+          "[runner][writes]") {
+  Server server;
+  MonotonicClock& clock = MonotonicClock::Get();
+  SessionWriter writer(Options(server), clock, clock.NowNanos());
+  REQUIRE(writer.Start(0).ok());
+  clock.SleepUntil(clock.NowNanos() + 100 * kMs);
+  writer.Stop();
+  {
+    std::lock_guard lock(server.store.mu);
+    REQUIRE(server.store.data["t-2"].size() >= 2);
+    server.store.data["t-2"][1].set_payload("somebody else's bytes");
+  }
+  auto back = writer.ReadBack(absl::Seconds(5));
+  REQUIRE(back.ok());
+  REQUIRE(back->corrupt.count("t-2") == 1);
+  CHECK(back->corrupt.at("t-2") == std::vector<int64_t>{2});
+  const auto& intact = back->sessions.at("t-2");
+  CHECK(std::find(intact.begin(), intact.end(), 2) == intact.end());
+  CHECK(std::find(intact.begin(), intact.end(), 1) != intact.end());
+}
+
+TEST_CASE("read-back honours cancellation while the store is unavailable", "[runner][writes]") {
+  Server server;
+  MonotonicClock& clock = MonotonicClock::Get();
+  SessionWriter writer(Options(server), clock, clock.NowNanos());
+  REQUIRE(writer.Start(0).ok());
+  writer.Stop();
+  {
+    std::lock_guard lock(server.store.mu);
+    server.store.failing_reads = 1'000'000;
+  }
+  const absl::Time start = absl::Now();
+  auto back = writer.ReadBack(absl::Seconds(20),
+                              [&] { return absl::Now() - start > absl::Milliseconds(300); });
+  const absl::Duration took = absl::Now() - start;
+  REQUIRE_FALSE(back.ok());
+  CHECK(back.status().code() == absl::StatusCode::kCancelled);
+  INFO("took " << absl::FormatDuration(took));
+  CHECK(took < absl::Seconds(5));  // not the 20 s timeout
 }
 
 }  // namespace
