@@ -1,7 +1,9 @@
 #include "scenarios/scenario_validator.h"
 
+#include <algorithm>
 #include <cmath>
 #include <map>
+#include <set>
 #include <string>
 #include <variant>
 #include <vector>
@@ -122,6 +124,74 @@ class Checker {
         }
       }
       if (!Bad({path + ".target"})) CheckFaultTarget(f, path + ".target");
+    }
+    CheckOverlappingReplicaFaults();
+  }
+
+  // The replicas a fault hits, by index, as the runner picks them (the first `count` of a
+  // family); empty when it does not target replicas.
+  std::vector<int> ReplicasHit(const ScenarioFault& f, int replicas) const {
+    std::vector<int> out;
+    if (!f.target.role || f.target.role->kind != Role::Kind::kReplica) return out;
+    if (f.target.role->index) return {*f.target.role->index};
+    int hit = f.target.count     ? *f.target.count
+              : f.target.percent ? static_cast<int>(std::ceil(*f.target.percent * replicas / 100.0))
+                                 : replicas;
+    for (int i = 0; i < std::min(hit, replicas); ++i) out.push_back(i);
+    return out;
+  }
+
+  // Blast radius across faults (DESIGN §5): faults on replicas that are active at the same
+  // time must not hit more than half of them together, unless the fault that brings the
+  // count over half says allow_majority. A fault is active from `at` for its duration;
+  // without one, until the end of the drill, except an instantaneous process.kill, which
+  // counts for 1 s (the reference supervisor's first restart delay: the replica stays down
+  // at least that long).
+  void CheckOverlappingReplicaFaults() {
+    const ReferenceTarget* ref = sc_.target.reference();
+    if (ref == nullptr || Bad({"target.reference.replicas", "phases.baseline", "phases.observe"}))
+      return;
+    struct Active {
+      size_t index;
+      absl::Duration from, to;
+      std::vector<int> hit;
+    };
+    std::vector<Active> active;
+    for (size_t i = 0; i < sc_.faults.size(); ++i) {
+      const ScenarioFault& f = sc_.faults[i];
+      const std::string path = absl::StrCat("faults[", i, "]");
+      if (Bad({path})) continue;
+      std::vector<int> hit = ReplicasHit(f, ref->replicas);
+      if (hit.empty()) continue;
+      absl::Duration to = f.spec.duration                 ? f.at + *f.spec.duration
+                          : f.spec.kind == "process.kill" ? f.at + absl::Seconds(1)
+                                                          : sc_.phases.End();
+      active.push_back({i, f.at, to, std::move(hit)});
+    }
+    for (const Active& a : active) {
+      const ScenarioFault& f = sc_.faults[a.index];
+      if (f.allow_majority || 2 * static_cast<int>(a.hit.size()) > ref->replicas) continue;
+      // Everything active when `a` starts, `a` included; `a` is the one that starts last
+      // (a tie goes to the later fault in the list).
+      std::set<int> together(a.hit.begin(), a.hit.end());
+      std::vector<std::string> with;
+      for (const Active& b : active) {
+        if (b.index == a.index) continue;
+        bool started_before = b.from < a.from || (b.from == a.from && b.index < a.index);
+        if (!started_before || b.to <= a.from) continue;
+        together.insert(b.hit.begin(), b.hit.end());
+        with.push_back(sc_.faults[b.index].name);
+      }
+      if (2 * static_cast<int>(together.size()) > ref->replicas) {
+        Error(
+            absl::StrCat("faults[", a.index, "]"),
+            absl::StrCat("together with ", absl::StrJoin(with, ", "), ", fault \"", f.name,
+                         "\" would hit ", together.size(), " of ", ref->replicas,
+                         " replicas at once from ", D(a.from),
+                         ", more than half (blast radius); expected overlapping faults to hit "
+                         "at most ",
+                         ref->replicas / 2, ", or allow_majority: true on this fault to mean it"));
+      }
     }
   }
 
@@ -268,7 +338,6 @@ class Checker {
       }
     }
   }
-
 
   void CheckLoadAndThresholds() {
     const Load& l = sc_.load;
