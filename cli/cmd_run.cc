@@ -3,7 +3,6 @@
 
 #include <atomic>
 #include <cstdio>
-#include <filesystem>
 #include <string>
 #include <vector>
 
@@ -13,7 +12,7 @@
 #include "cli/command.h"
 #include "common/quantity.h"
 #include "injector/fault_registry.h"
-#include "reports/run_record_json.h"
+#include "reports/report_writer.h"
 #include "runner/drill.h"
 #include "scenarios/scenario_loader.h"
 
@@ -26,7 +25,7 @@ void OnSignal(int) { g_interrupted.store(true); }
 
 std::string Seconds(int64_t ns) { return DurationToString(absl::Milliseconds(ns / 1'000'000)); }
 
-void PrintSummary(const reports::RunRecord& r, const std::string& record_path) {
+void PrintSummary(const reports::RunRecord& r) {
   const reports::AnalysisResult& a = r.analysis;
   std::printf("\n%s: %s (exit %d)%s%s\n", r.scenario_name.c_str(),
               r.exit_status == reports::ExitStatus::kPassed ? "PASSED" : "FAILED",
@@ -58,7 +57,6 @@ void PrintSummary(const reports::RunRecord& r, const std::string& record_path) {
     std::printf("  SLO %-22s %-5s target %-8s measured %s\n", v.name.c_str(),
                 v.pass ? "ok" : "FAIL", v.target.c_str(), v.measured.c_str());
   }
-  if (!record_path.empty()) std::printf("  record: %s\n", record_path.c_str());
 }
 
 }  // namespace
@@ -113,24 +111,37 @@ int RunDrillCommand(int argc, char** argv) {
       continue;
     }
     reports::RunRecord record = runner::RunDrill(*loaded.scenario, options);
-    std::string path;
-    if (!dry_run) {
-      std::string dir = runner::ReportDir(*loaded.scenario, options);
-      std::error_code ec;
-      std::filesystem::create_directories(dir, ec);
-      path = absl::StrCat(dir, "/", record.run_id, ".json");
-      if (absl::Status s = reports::WriteRunRecord(record, path); !s.ok()) {
-        std::fprintf(stderr, "run: %s\n", std::string(s.message()).c_str());
-        worst = std::max(worst, kExitInfra);
-        path.clear();
-      }
-    }
     if (dry_run) {
+      for (const reports::Event& e : record.events) {
+        if (e.type == "resolve") {
+          std::printf("%s: %s%s%s\n", file.c_str(), e.fault.c_str(), e.fault.empty() ? "" : ": ",
+                      e.message.c_str());
+        }
+      }
       std::printf("%s: %s\n", file.c_str(),
                   record.exit_status == reports::ExitStatus::kPassed ? "dry run ok"
                                                                      : record.exit_reason.c_str());
     } else {
-      PrintSummary(record, path);
+      // The drill wrote the JSON record (during the drill and finished at the end); the
+      // scenario's other formats are rendered from it here.
+      std::vector<std::string> formats;
+      for (scenarios::ReportFormat f : loaded.scenario->report.formats) {
+        if (f != scenarios::ReportFormat::kJson) {
+          formats.emplace_back(scenarios::ReportFormatName(f));
+        }
+      }
+      std::string dir = runner::ReportDir(*loaded.scenario, options);
+      auto paths = reports::WriteReports(record, formats, dir);
+      PrintSummary(record);
+      std::printf("  report: %s\n",
+                  runner::RecordPath(*loaded.scenario, options, record.run_id).c_str());
+      if (paths.ok()) {
+        for (const std::string& p : *paths) std::printf("  report: %s\n", p.c_str());
+      } else {
+        std::fprintf(stderr, "run: writing reports: %s\n",
+                     std::string(paths.status().message()).c_str());
+        worst = std::max(worst, kExitInfra);
+      }
     }
     worst = std::max(worst, static_cast<int>(record.exit_status));
     if (g_interrupted.load()) break;

@@ -1,19 +1,27 @@
 #include "runner/drill.h"
 
+#include <pthread.h>
 #include <sys/utsname.h>
 #include <unistd.h>
 
 #include <algorithm>
+#include <cerrno>
 #include <cstdio>
+#include <cstring>
 #include <filesystem>
 #include <fstream>
+#include <limits>
 #include <memory>
+#include <mutex>
 #include <nlohmann/json.hpp>
+#include <optional>
 #include <random>
 #include <sstream>
+#include <thread>
 
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_format.h"
+#include "absl/strings/str_join.h"
 #include "absl/time/clock.h"
 #include "absl/time/time.h"
 #include "common/clock.h"
@@ -26,8 +34,11 @@
 #include "reference/model_codec.h"
 #include "reference/model_factory.h"
 #include "reference/supervisor.h"
+#include "reports/run_record_json.h"
 #include "runner/analysis.h"
 #include "runner/fault_driver.h"
+#include "runner/guard.h"
+#include "runner/live_record.h"
 #include "runner/load_generator.h"
 #include "runner/probe_analysis.h"
 #include "runner/probes.h"
@@ -59,6 +70,35 @@ std::string ReadFile(const std::string& path) {
   return ss.str();
 }
 
+// A TLS file named by the scenario: InvalidArgument naming the field and the file when it
+// is missing or unreadable (a TLS handshake error later would not say which file).
+absl::StatusOr<std::string> ReadTlsFile(const std::string& field, const std::string& path) {
+  std::ifstream in(path, std::ios::binary);
+  if (!in) {
+    return absl::InvalidArgumentError(
+        absl::StrCat(field, ": cannot read ", path, ": ", std::strerror(errno)));
+  }
+  std::stringstream ss;
+  ss << in.rdbuf();
+  if (in.bad()) {
+    return absl::InvalidArgumentError(absl::StrCat(field, ": error reading ", path));
+  }
+  if (ss.str().empty()) {
+    return absl::InvalidArgumentError(absl::StrCat(field, ": ", path, " is empty"));
+  }
+  return ss.str();
+}
+
+// Waits for `done` while polling `interrupted` (every 50 ms); true if it finished.
+bool WaitUnlessInterrupted(const std::function<bool()>& done,
+                           const std::function<bool()>& interrupted) {
+  while (!done()) {
+    if (interrupted()) return false;
+    absl::SleepFor(absl::Milliseconds(50));
+  }
+  return true;
+}
+
 reports::Environment CollectEnvironment() {
   reports::Environment env;
   utsname u{};
@@ -81,36 +121,6 @@ reports::Environment CollectEnvironment() {
   return env;
 }
 
-// Whether `now` is inside the scenario's guard window.
-absl::Status CheckGuard(const scenarios::Guard& guard, absl::Time now) {
-  absl::TimeZone tz;
-  if (!absl::LoadTimeZone(guard.timezone, &tz)) {
-    return absl::InvalidArgumentError(
-        absl::StrCat("guard.timezone: unknown time zone ", guard.timezone));
-  }
-  absl::CivilMinute local = absl::ToCivilMinute(now, tz);
-  int minute = local.hour() * 60 + local.minute();
-  bool in_window = guard.start_minute <= guard.end_minute
-                       ? minute >= guard.start_minute && minute < guard.end_minute
-                       : minute >= guard.start_minute || minute < guard.end_minute;
-  if (guard.start_minute == guard.end_minute) in_window = true;  // the whole day
-  static constexpr absl::Weekday kDays[] = {absl::Weekday::monday,    absl::Weekday::tuesday,
-                                            absl::Weekday::wednesday, absl::Weekday::thursday,
-                                            absl::Weekday::friday,    absl::Weekday::saturday,
-                                            absl::Weekday::sunday};
-  bool on_day = guard.days.empty();
-  for (scenarios::Weekday d : guard.days) {
-    if (kDays[static_cast<int>(d)] == absl::GetWeekday(absl::CivilDay(local))) on_day = true;
-  }
-  if (in_window && on_day) return absl::OkStatus();
-  return absl::FailedPreconditionError(absl::StrCat(
-      "outside the scenario's guard window (",
-      absl::StrFormat("%02d:%02d-%02d:%02d", guard.start_minute / 60, guard.start_minute % 60,
-                      guard.end_minute / 60, guard.end_minute % 60),
-      " ", guard.timezone, "; now ", absl::FormatTime("%a %H:%M", now, tz),
-      "); use --force to run anyway"));
-}
-
 class Drill {
  public:
   Drill(const Scenario& scenario, const DrillOptions& options)
@@ -127,13 +137,31 @@ class Drill {
     }
   }
   bool Interrupted() const { return o_.interrupted != nullptr && o_.interrupted->load(); }
+  void OnInterrupt(absl::string_view during) {
+    Emit("abort", "", absl::StrCat("interrupted by a signal ", during, ": reverting every fault"));
+    Finish(ExitStatus::kAborted, absl::StrCat("interrupted by a signal ", during));
+  }
   int64_t Now() const { return clock_.NowNanos() - origin_; }
+  void RunPhases();
   absl::Status StartAgents();
   absl::Status StartTarget();
+  absl::Status StartReference(const scenarios::ReferenceTarget& ref);
+  absl::Status ConnectEndpoint(const scenarios::EndpointTarget& ep);
+  void DryRun();
   void Progress(absl::string_view phase, bool final_line = false);
+  // The decided frontier: every request intended before it has its outcome, or can no
+  // longer be good (older than good_latency). Live checks judge requests before it only.
+  int64_t Frontier(int64_t now, const std::vector<reports::RequestRecord>& recent) const;
+  bool Decided(const reports::RequestRecord& r, int64_t now) const {
+    return IsCompleted(r) || now - r.intended_ns > std::min(good_latency_ns_, Ns(s_.load.timeout));
+  }
+  std::optional<std::string> CheckSteadyState(int64_t now, bool* settled);
   std::optional<std::string> CheckAbort(int64_t now);
   void Loop();
   void Verify();
+  void Snapshot(bool force);
+  void PrepareSnapshot(reports::RunRecord& r) const;
+  AnalysisInput MakeAnalysisInput(const reports::RunRecord& r) const;
 
   const Scenario& s_;
   const DrillOptions& o_;
@@ -143,6 +171,13 @@ class Drill {
   std::unique_ptr<std::ofstream> events_;
   bool tty_ = false;
   int64_t last_progress_ = -1;
+  std::string phase_ = "starting";
+  // Good requests (DESIGN §7): latency at most this. Explicit, or 5 x the baseline p99
+  // once the baseline is over; until then, "any latency".
+  int64_t good_latency_ns_ = std::numeric_limits<int64_t>::max();
+  std::vector<std::optional<int64_t>> abort_since_;  // per condition: holding since (frontier)
+  std::unique_ptr<LiveRecord> live_;
+  bool snapshot_wanted_ = false;
 
   std::unique_ptr<agent::LocalAgent> local_agent_;
   std::unique_ptr<reference::ReferenceService> reference_;
@@ -167,11 +202,13 @@ void Drill::Emit(absl::string_view type, absl::string_view fault, absl::string_v
                    .fault = std::string(fault),
                    .message = std::string(message)};
   if (events_) {
+    // monotonic_ns: CLOCK_MONOTONIC, to line events up with outside observations.
     *events_ << nlohmann::json{{"t_ns", e.t_ns},
+                               {"monotonic_ns", clock_.NowNanos()},
                                {"type", e.type},
                                {"fault", e.fault},
                                {"message", e.message}}
-                    .dump()
+                    .dump(-1, ' ', false, nlohmann::json::error_handler_t::replace)
              << "\n"
              << std::flush;
   }
@@ -181,6 +218,7 @@ void Drill::Emit(absl::string_view type, absl::string_view fault, absl::string_v
                  e.fault.empty() ? "" : " ", e.fault.c_str(), e.message.c_str());
   }
   record_.events.push_back(std::move(e));
+  snapshot_wanted_ = true;  // every event lands in the record on disk promptly
 }
 
 void Drill::Progress(absl::string_view phase, bool final_line) {
@@ -249,70 +287,135 @@ absl::Status Drill::StartAgents() {
 }
 
 absl::Status Drill::StartTarget() {
-  if (const auto* ref = s_.target.reference()) {
-    reference::ReferenceServiceOptions ro;
-    ro.dir = absl::StrCat(ReportDir(s_, o_), "/", record_.run_id, "/reference");
-    ro.replicas = ref->replicas;
-    ro.replication = std::string(scenarios::ReplicationName(ref->replication));
-    ro.device = std::string(scenarios::DeviceName(ref->device));
-    ro.model = ref->model.name;
-    ro.width = ref->model.width;
-    ro.depth = ref->model.depth;
-    if (!o_.chaosdrill_binary.empty()) ro.chaosdrill_binary = o_.chaosdrill_binary;
-    std::error_code ec;
-    std::filesystem::create_directories(ro.dir, ec);
-    if (ec) return absl::InternalError(absl::StrCat("creating ", ro.dir, ": ", ec.message()));
-    Emit("phase", "", absl::StrCat("starting the reference service in ", ro.dir));
-    ASSIGN_OR_RETURN(reference_, reference::ReferenceService::Start(ro));
-    reference::Topology topology = reference_->topology();
-    driver_->SetTopology(topology);
-    service_address_ = topology.gateway;
-    bool proxy_on_gateway = std::any_of(s_.faults.begin(), s_.faults.end(), [](const auto& f) {
-      return f.spec.kind.rfind("proxy.", 0) == 0 && f.target.role &&
-             f.target.role->kind == scenarios::Role::Kind::kGateway;
+  if (const auto* ref = s_.target.reference()) return StartReference(*ref);
+  return ConnectEndpoint(*s_.target.endpoint());
+}
+
+absl::Status Drill::StartReference(const scenarios::ReferenceTarget& ref) {
+  reference::ReferenceServiceOptions ro;
+  ro.dir = absl::StrCat(ReportDir(s_, o_), "/", record_.run_id, "/reference");
+  ro.replicas = ref.replicas;
+  ro.replication = std::string(scenarios::ReplicationName(ref.replication));
+  ro.device = std::string(scenarios::DeviceName(ref.device));
+  ro.model = ref.model.name;
+  ro.width = ref.model.width;
+  ro.depth = ref.model.depth;
+  if (!o_.chaosdrill_binary.empty()) ro.chaosdrill_binary = o_.chaosdrill_binary;
+  std::error_code ec;
+  std::filesystem::create_directories(ro.dir, ec);
+  if (ec) return absl::InternalError(absl::StrCat("creating ", ro.dir, ": ", ec.message()));
+  Emit("phase", "", absl::StrCat("starting the reference service in ", ro.dir));
+  {
+    // Start() blocks until everything is ready; a signal meanwhile is noticed here, and
+    // the service is stopped as soon as Start() returns (it cannot be cut short).
+    std::optional<absl::StatusOr<std::unique_ptr<reference::ReferenceService>>> started;
+    std::mutex mu;
+    std::thread starter([&] {
+      pthread_setname_np(pthread_self(), "cd-ref-start");
+      auto r = reference::ReferenceService::Start(ro);
+      std::lock_guard lock(mu);
+      started = std::move(r);
     });
-    if (proxy_on_gateway) {
-      ASSIGN_OR_RETURN(service_address_, driver_->StartGatewayRoute(topology.gateway));
-      Emit("phase", "", absl::StrCat("load goes through the gateway route ", service_address_));
-    }
-    // The golden pair comes from the same deterministic model the replicas serve.
-    ASSIGN_OR_RETURN(auto model, reference::CreateModel({.name = ref->model.name,
-                                                         .device = "cpu",
-                                                         .width = ref->model.width,
-                                                         .depth = ref->model.depth}));
-    load_options_.request = reference::MakeInferRequest(ref->model.name, model->info().input,
-                                                        model->golden_input(), /*raw=*/false);
-    std::vector<float> golden = model->golden_output();
-    load_options_.check_answer = [golden](const inference::ModelInferResponse& response) {
-      auto out = reference::DecodeOutput(response);
-      return out.ok() && reference::MatchesGolden(*out, golden);
+    auto done = [&] {
+      std::lock_guard lock(mu);
+      return started.has_value();
     };
-    record_.target = absl::StrCat("reference (", ref->replicas, " replicas, ",
-                                  scenarios::ReplicationName(ref->replication), ", ",
-                                  scenarios::DeviceName(ref->device), ")");
-    return absl::OkStatus();
+    bool interrupted = !WaitUnlessInterrupted(done, [this] { return Interrupted(); });
+    if (interrupted) Emit("phase", "", "interrupted: stopping the reference service once it is up");
+    starter.join();
+    if (!started->ok()) return started->status();
+    reference_ = std::move(**started);
+    if (interrupted || Interrupted()) {
+      (void)reference_->Stop();
+      return absl::CancelledError("interrupted while starting the reference service");
+    }
   }
-  const scenarios::EndpointTarget& ep = *s_.target.endpoint();
+  // Roles resolve against the live topology: after a restart or a failover the pids and
+  // the store primary are not the ones of the start.
+  driver_->SetTopologySource([this] { return reference_->topology(); });
+  const reference::Topology topology = reference_->topology();
+  service_address_ = topology.gateway;
+  bool proxy_on_gateway = std::any_of(s_.faults.begin(), s_.faults.end(), [](const auto& f) {
+    return f.spec.kind.rfind("proxy.", 0) == 0 && f.target.role &&
+           f.target.role->kind == scenarios::Role::Kind::kGateway;
+  });
+  if (proxy_on_gateway) {
+    ASSIGN_OR_RETURN(service_address_, driver_->StartGatewayRoute(topology.gateway));
+    Emit("phase", "", absl::StrCat("load goes through the gateway route ", service_address_));
+  }
+  // The golden pair comes from the same deterministic model the replicas serve.
+  ASSIGN_OR_RETURN(auto model, reference::CreateModel({.name = ref.model.name,
+                                                       .device = "cpu",
+                                                       .width = ref.model.width,
+                                                       .depth = ref.model.depth}));
+  load_options_.request = reference::MakeInferRequest(ref.model.name, model->info().input,
+                                                      model->golden_input(), /*raw=*/false);
+  std::vector<float> golden = model->golden_output();
+  load_options_.check_answer = [golden](const inference::ModelInferResponse& response) {
+    auto out = reference::DecodeOutput(response);
+    return out.ok() && reference::MatchesGolden(*out, golden);
+  };
+  record_.target = absl::StrCat("reference (", ref.replicas, " replicas, ",
+                                scenarios::ReplicationName(ref.replication), ", ",
+                                scenarios::DeviceName(ref.device), ")");
+  return absl::OkStatus();
+}
+
+absl::Status Drill::ConnectEndpoint(const scenarios::EndpointTarget& ep) {
   service_address_ = ep.address;
   record_.target = absl::StrCat(ep.protocol, " ", ep.address, " model ", ep.model);
+  grpc::ChannelArguments args;
   if (ep.tls) {
-    grpc::SslCredentialsOptions ssl{.pem_root_certs = ReadFile(ep.tls->ca),
-                                    .pem_private_key = ReadFile(ep.tls->key),
-                                    .pem_cert_chain = ReadFile(ep.tls->cert)};
+    // Missing files are a scenario mistake (exit 2), named here rather than left to a
+    // handshake failure. The CA is required; a client certificate and key go together.
+    grpc::SslCredentialsOptions ssl;
+    ASSIGN_OR_RETURN(ssl.pem_root_certs, ReadTlsFile("target.endpoint.tls.ca", ep.tls->ca));
+    if (!ep.tls->cert.empty() || !ep.tls->key.empty()) {
+      ASSIGN_OR_RETURN(ssl.pem_cert_chain, ReadTlsFile("target.endpoint.tls.cert", ep.tls->cert));
+      ASSIGN_OR_RETURN(ssl.pem_private_key, ReadTlsFile("target.endpoint.tls.key", ep.tls->key));
+    }
     load_options_.credentials = grpc::SslCredentials(ssl);
+    if (!ep.tls->server_name.empty()) {
+      load_options_.tls_server_name = ep.tls->server_name;
+      args.SetSslTargetNameOverride(ep.tls->server_name);
+    }
   }
   // Build a request of the right shape from the model's metadata; an external model has
   // no golden answer we know, so answers are not checked.
-  auto channel = grpc::CreateChannel(ep.address, load_options_.credentials
-                                                     ? load_options_.credentials
-                                                     : grpc::InsecureChannelCredentials());
+  auto channel = grpc::CreateCustomChannel(
+      ep.address,
+      load_options_.credentials ? load_options_.credentials : grpc::InsecureChannelCredentials(),
+      args);
   auto stub = inference::GRPCInferenceService::NewStub(channel);
   inference::ModelMetadataRequest mreq;
   mreq.set_name(ep.model);
   inference::ModelMetadataResponse meta;
   grpc::ClientContext ctx;
   ctx.set_deadline(std::chrono::system_clock::now() + std::chrono::seconds(10));
-  grpc::Status st = stub->ModelMetadata(&ctx, mreq, &meta);
+  grpc::CompletionQueue cq;
+  auto reader = stub->AsyncModelMetadata(&ctx, mreq, &cq);
+  grpc::Status st;
+  reader->Finish(&meta, &st, reinterpret_cast<void*>(1));
+  bool cancelled = false;
+  for (;;) {  // the call, honouring a signal every 50 ms
+    void* tag = nullptr;
+    bool ok = false;
+    auto next =
+        cq.AsyncNext(&tag, &ok, std::chrono::system_clock::now() + std::chrono::milliseconds(50));
+    if (next == grpc::CompletionQueue::GOT_EVENT) break;
+    if (!cancelled && Interrupted()) {
+      ctx.TryCancel();
+      cancelled = true;
+    }
+  }
+  cq.Shutdown();
+  {
+    void* tag = nullptr;
+    bool ok = false;
+    while (cq.Next(&tag, &ok)) {
+    }
+  }
+  if (cancelled) return absl::CancelledError("interrupted while asking the endpoint for metadata");
   if (!st.ok()) {
     return absl::UnavailableError(absl::StrCat("asking ", ep.address, " for model ", ep.model,
                                                "'s metadata: ", st.error_message()));
@@ -321,34 +424,125 @@ absl::Status Drill::StartTarget() {
     return absl::UnimplementedError(absl::StrCat(
         "model ", ep.model, ": only models with one FP32 input are supported as endpoints"));
   }
+  // Variable dimensions (-1: batch, sequence length) become 1.
   reference::TensorSpec input{.name = meta.inputs(0).name(), .datatype = "FP32"};
-  int64_t width = 1;
+  int64_t elements = 1;
   for (int64_t d : meta.inputs(0).shape()) {
-    input.shape.push_back(d);
-    if (d > 0) width *= d;
+    const int64_t dim = d < 0 ? 1 : d;
+    input.shape.push_back(dim);
+    elements *= dim;
   }
-  std::vector<float> zeros(static_cast<size_t>(width), 0.0f);
+  if (elements <= 0 || elements > (int64_t{1} << 26)) {
+    return absl::UnimplementedError(absl::StrCat("model ", ep.model, ": input shape with ",
+                                                 elements, " elements is not supported"));
+  }
+  std::vector<float> zeros(static_cast<size_t>(elements), 0.0f);
   load_options_.request = reference::MakeInferRequest(ep.model, input, zeros, /*raw=*/false);
   load_options_.golden_every = 0;
+  record_.target = absl::StrCat(record_.target, " (input ", input.name, " [",
+                                absl::StrJoin(input.shape, ","), "])");
   return absl::OkStatus();
 }
 
-std::optional<std::string> Drill::CheckAbort(int64_t now) {
+int64_t Drill::Frontier(int64_t now, const std::vector<reports::RequestRecord>& recent) const {
+  for (const reports::RequestRecord& r : recent) {
+    if (!Decided(r, now)) return r.intended_ns;
+  }
+  return now;
+}
+
+std::optional<std::string> Drill::CheckSteadyState(int64_t now, bool* settled) {
   const int64_t baseline_end = record_.phases.baseline_end_ns;
-  // Only requests whose answers are in: a window ending one timeout ago.
-  const int64_t settled = now - Ns(s_.load.timeout);
-  for (const scenarios::AbortCondition& c : s_.abort) {
-    const int64_t span = Ns(c.for_duration);
-    if (settled - span < baseline_end) continue;  // the condition cannot have held that long
-    LoadWindow w = load_->Window(settled - span, settled);
-    if (c.success_ratio_below && w.completed > 0 && w.success_ratio() < *c.success_ratio_below) {
-      return absl::StrFormat("success ratio %.3f below %.3f for %s", w.success_ratio(),
-                             *c.success_ratio_below, DurationToString(c.for_duration));
+  const int64_t from = SteadyStateFrom(baseline_end);
+  std::vector<reports::RequestRecord> baseline = load_->Slice(0, baseline_end);
+  *settled = true;
+  for (size_t i = baseline.size(); i-- > 0;) {
+    if (baseline[i].intended_ns < from) break;
+    if (!Decided(baseline[i], now)) {
+      *settled = false;  // wait (at most a timeout) until every baseline answer is in
+      return std::nullopt;
     }
-    if (c.p99_above && w.p99_ns > Ns(*c.p99_above)) {
-      return absl::StrCat("p99 ", DurationToString(absl::Nanoseconds(w.p99_ns)), " above ",
-                          DurationToString(*c.p99_above), " for ",
-                          DurationToString(c.for_duration));
+  }
+  good_latency_ns_ = s_.load.good_latency ? Ns(*s_.load.good_latency) : [&] {
+    int64_t p99 = BaselineP99(baseline, baseline_end);
+    return p99 > 0 ? 5 * p99 : std::numeric_limits<int64_t>::max();
+  }();
+  uint64_t total = 0, good = 0;
+  LatencyHistogram ok_latency;
+  for (const reports::RequestRecord& r : baseline) {
+    if (r.intended_ns < from) continue;
+    ++total;
+    if (IsGood(r, good_latency_ns_)) ++good;
+    if (IsOk(r)) ok_latency.Record(r.latency_ns());
+  }
+  if (total == 0 || ok_latency.count() == 0) {
+    return std::string("no request succeeded during the baseline");
+  }
+  const double ratio = static_cast<double>(good) / total;
+  if (ratio < s_.steady_state.success_ratio) {
+    return absl::StrFormat("good ratio %.4f (%d of %d requests) below %.4f", ratio, good, total,
+                           s_.steady_state.success_ratio);
+  }
+  const int64_t p50 = ok_latency.ValueAtQuantile(0.5), p99 = ok_latency.ValueAtQuantile(0.99);
+  if (s_.steady_state.p50 && p50 > Ns(*s_.steady_state.p50)) {
+    return absl::StrCat("p50 ", DurationToString(absl::Nanoseconds(p50)), " above ",
+                        DurationToString(*s_.steady_state.p50));
+  }
+  if (s_.steady_state.p99 && p99 > Ns(*s_.steady_state.p99)) {
+    return absl::StrCat("p99 ", DurationToString(absl::Nanoseconds(p99)), " above ",
+                        DurationToString(*s_.steady_state.p99));
+  }
+  return std::nullopt;
+}
+
+std::optional<std::string> Drill::CheckAbort(int64_t now) {
+  if (s_.abort.empty()) return std::nullopt;
+  constexpr int64_t kWindow = 1'000 * kNsPerMs;  // "over the last second" (SCHEMA.md)
+  const int64_t baseline_end = record_.phases.baseline_end_ns;
+  // Every request older than min(good_latency, timeout) is decided, so this look-back
+  // holds the frontier and the second before it.
+  const int64_t lookback = kWindow + std::min(good_latency_ns_, Ns(s_.load.timeout)) + kNsPerMs;
+  std::vector<reports::RequestRecord> recent = load_->Slice(now - lookback, now);
+  const int64_t frontier = Frontier(now, recent);
+  if (frontier <= baseline_end) return std::nullopt;
+  uint64_t total = 0, good = 0;
+  LatencyHistogram latency;
+  for (const reports::RequestRecord& r : recent) {
+    if (r.intended_ns < frontier - kWindow) continue;
+    if (r.intended_ns >= frontier) break;
+    ++total;
+    if (IsGood(r, good_latency_ns_)) ++good;
+    // An unanswered request's latency is at least its age.
+    latency.Record(IsCompleted(r) ? r.latency_ns() : now - r.intended_ns);
+  }
+  abort_since_.resize(s_.abort.size());
+  for (size_t k = 0; k < s_.abort.size(); ++k) {
+    const scenarios::AbortCondition& c = s_.abort[k];
+    std::string what;
+    bool holds = false;
+    if (total > 0 && c.success_ratio_below) {
+      const double ratio = static_cast<double>(good) / total;
+      if (ratio < *c.success_ratio_below) {
+        holds = true;
+        what = absl::StrFormat("good ratio %.3f below %.3f", ratio, *c.success_ratio_below);
+      }
+    }
+    if (total > 0 && c.p99_above && latency.ValueAtQuantile(0.99) > Ns(*c.p99_above)) {
+      holds = true;
+      absl::StrAppend(&what, what.empty() ? "" : " and ", "p99 ",
+                      DurationToString(absl::Nanoseconds(latency.ValueAtQuantile(0.99))), " above ",
+                      DurationToString(*c.p99_above));
+    }
+    if (!holds) {
+      abort_since_[k].reset();
+      continue;
+    }
+    if (!abort_since_[k]) abort_since_[k] = frontier;
+    if (frontier - *abort_since_[k] >= Ns(c.for_duration)) {
+      return absl::StrCat(what, " over the last second, continuously for ",
+                          DurationToString(c.for_duration), " (requests up to ",
+                          DurationToString(absl::Milliseconds((now - frontier) / kNsPerMs)),
+                          " ago)");
     }
   }
   return std::nullopt;
@@ -374,40 +568,38 @@ void Drill::Loop() {
   record_.faults.resize(s_.faults.size());
   size_t next = 0;
   std::string phase = "baseline";
+  phase_ = phase;
   int64_t next_abort_check = baseline_end;
 
   while (true) {
     int64_t now = Now();
     DrainProbeEvents();
     if (Interrupted()) {
-      Emit("abort", "", "interrupted by a signal: reverting every fault");
-      Finish(ExitStatus::kAborted, "interrupted by a signal");
+      OnInterrupt(absl::StrCat("in the ", phase, " phase"));
       return;
     }
     if (phase == "baseline" && now >= baseline_end) {
-      // The steady-state hypothesis over the baseline (its first second warms connections).
-      int64_t from = std::min<int64_t>(1'000 * kNsPerMs, baseline_end / 2);
-      LoadWindow w = load_->Window(from, baseline_end);
-      std::string why;
-      if (w.completed == 0) {
-        why = "no request completed during the baseline";
-      } else if (w.success_ratio() < s_.steady_state.success_ratio) {
-        why = absl::StrFormat("success ratio %.4f below %.4f", w.success_ratio(),
-                              s_.steady_state.success_ratio);
-      } else if (s_.steady_state.p99 && w.p99_ns > Ns(*s_.steady_state.p99)) {
-        why = absl::StrCat("p99 ", DurationToString(absl::Nanoseconds(w.p99_ns)), " above ",
-                           DurationToString(*s_.steady_state.p99));
-      }
-      if (!why.empty()) {
-        Emit("abort", "", absl::StrCat("steady state did not hold in the baseline: ", why));
+      // The steady-state hypothesis over the baseline, once its answers are in.
+      bool settled = false;
+      std::optional<std::string> why = CheckSteadyState(now, &settled);
+      if (why) {
+        Emit("abort", "", absl::StrCat("steady state did not hold in the baseline: ", *why));
         Finish(ExitStatus::kSloFailed,
-               absl::StrCat("steady-state hypothesis failed before any fault: ", why));
+               absl::StrCat("steady-state hypothesis failed before any fault: ", *why));
         return;
       }
-      phase = "faults";
-      Emit("phase", "", "baseline held; faults phase");
+      if (settled) {
+        phase = "faults";
+        phase_ = phase;
+        Emit("phase", "",
+             absl::StrCat("baseline held; faults phase (good latency ",
+                          good_latency_ns_ == std::numeric_limits<int64_t>::max()
+                              ? std::string("unbounded")
+                              : DurationToString(absl::Nanoseconds(good_latency_ns_)),
+                          ")"));
+      }
     }
-    while (next < actions.size() && actions[next].t <= now) {
+    while (phase != "baseline" && next < actions.size() && actions[next].t <= now) {
       const Action& a = actions[next++];
       const scenarios::ScenarioFault& f = s_.faults[a.fault];
       reports::FaultEvent& event = record_.faults[a.fault];
@@ -429,9 +621,11 @@ void Drill::Loop() {
         }
         Emit("revert", f.name, "reverted");
       }
+      if (Interrupted()) break;
     }
     if (phase == "faults" && next == actions.size() && now >= record_.phases.faults_end_ns) {
       phase = "recovery";
+      phase_ = phase;
       Emit("phase", "", "recovery phase");
     }
     if (phase != "baseline" && now >= next_abort_check) {
@@ -443,25 +637,153 @@ void Drill::Loop() {
       }
     }
     Progress(phase);
+    Snapshot(/*force=*/false);
     if (now >= observe_end) return;
     int64_t wake = std::min({observe_end, now + kAbortCheckNs,
                              phase == "baseline" ? baseline_end : observe_end,
                              next < actions.size() ? actions[next].t : observe_end});
+    // Sleep in short steps: a signal is honoured within 20 ms.
+    wake = std::min(wake, now + 20 * kNsPerMs);
     clock_.SleepUntil(origin_ + std::max(wake, now + kNsPerMs));
   }
 }
 
+void Drill::Snapshot(bool force) {
+  if (!live_ || !load_) return;
+  // An event asks for a prompt snapshot, still at most every 100 ms (a burst of probe
+  // events copies the log once).
+  if (!force && !live_->Due(snapshot_wanted_ ? absl::Milliseconds(100) : absl::Seconds(1))) {
+    return;
+  }
+  snapshot_wanted_ = false;
+  reports::RunRecord r = record_;
+  r.requests = load_->Log();
+  r.send_skew = load_->SendSkew();
+  if (writer_) r.writes = writer_->Log();
+  if (probes_) r.probes = probes_->Results();
+  std::erase_if(r.faults, [](const reports::FaultEvent& f) { return f.name.empty(); });
+  r.in_progress = true;
+  // The writer thread reads this to settle the partial analysis.
+  r.phases.observe_end_ns = std::min(r.phases.observe_end_ns, Now());
+  if (r.exit_reason.empty()) {
+    r.exit_reason = absl::StrCat("in progress: ", phase_, " phase at ",
+                                 DurationToString(absl::Milliseconds(Now() / kNsPerMs)),
+                                 " (a runner that died leaves its record so)");
+  }
+  live_->Offer(std::move(r));
+}
+
+AnalysisInput Drill::MakeAnalysisInput(const reports::RunRecord& r) const {
+  AnalysisInput in{.requests = r.requests,
+                   .request_interval_ns = r.request_interval_ns,
+                   .phases = r.phases,
+                   .faults = r.faults,
+                   .hold_ns = Ns(s_.phases.hold),
+                   .recovery_ratio = s_.phases.recovery_ratio,
+                   .writes = r.writes,
+                   .verified = r.verified,
+                   .read_back = r.read_back,
+                   .write_interval_ns = r.write_interval_ns};
+  if (s_.load.good_latency) in.good_latency_ns = Ns(*s_.load.good_latency);
+  if (s_.slo.rto) in.slo.rto_ns = Ns(*s_.slo.rto);
+  if (s_.slo.rpo) in.slo.rpo_writes = static_cast<uint64_t>(*s_.slo.rpo);
+  in.slo.availability = s_.slo.availability;
+  if (s_.slo.p99) in.slo.p99_ns = Ns(*s_.slo.p99);
+  if (s_.slo.error_budget) {
+    const auto& b = *s_.slo.error_budget;
+    in.slo.error_budget_requests =
+        (1 - b.objective) * s_.load.rate * absl::ToDoubleSeconds(b.window);
+    in.slo.error_budget_max_consumed = b.max_consumed;
+  }
+  return in;
+}
+
+// On the record thread: analysis of what had settled when the snapshot was taken (its
+// observe end is the snapshot time; requests younger than one timeout are left out of
+// the analysis, not out of the record).
+void Drill::PrepareSnapshot(reports::RunRecord& r) const {
+  AnalysisInput in = MakeAnalysisInput(r);
+  const int64_t settled = r.phases.observe_end_ns - Ns(s_.load.timeout);
+  std::erase_if(in.requests,
+                [settled](const reports::RequestRecord& q) { return q.intended_ns >= settled; });
+  in.phases.observe_end_ns = std::max<int64_t>(0, settled);
+  in.phases.faults_end_ns = std::min(in.phases.faults_end_ns, in.phases.observe_end_ns);
+  r.analysis = Analyze(in);
+  r.phases.observe_end_ns = record_.phases.observe_end_ns;  // the plan, as in the final record
+}
+
 void Drill::Verify() {
   if (!writer_) return;
+  phase_ = "verify";
   Emit("phase", "", "verify: reading back every session");
-  auto back = writer_->ReadBack(absl::Seconds(30));
+  // The store may be failing over (the gateway answers UNAVAILABLE): ReadBack retries
+  // until this deadline.
+  auto back = writer_->ReadBack(absl::Seconds(30), [this] { return Interrupted(); });
   if (!back.ok()) {
+    if (back.status().code() == absl::StatusCode::kCancelled) {
+      OnInterrupt("in the verify phase");
+      return;
+    }
     Emit("error", "", back.status().message());
     Finish(ExitStatus::kInfraError, std::string(back.status().message()));
     return;
   }
-  record_.read_back = std::move(*back);
+  if (back->retries > 0) {
+    Emit("phase", "", absl::StrCat("verify: ", back->retries, " reads retried"));
+  }
+  if (!back->corrupt.empty()) {
+    std::vector<std::string> parts;
+    size_t n = 0;
+    for (const auto& [session, seqs] : back->corrupt) {
+      n += seqs.size();
+      parts.push_back(absl::StrCat(session, " seq ", absl::StrJoin(seqs, ",")));
+    }
+    Emit("error", "",
+         absl::StrCat("verify: ", n,
+                      " entries read back with a payload other than the one "
+                      "written (counted as not read back): ",
+                      absl::StrJoin(parts, "; ")));
+  }
+  record_.read_back = std::move(back->sessions);
+  record_.read_back_corrupt = std::move(back->corrupt);
   record_.verified = true;
+}
+
+void Drill::DryRun() {
+  // Targets: agent names and selectors resolve now; reference roles only once the service
+  // runs (a dry run does not start it); an endpoint is asked for its model's metadata.
+  for (const scenarios::ScenarioFault& f : s_.faults) {
+    if (f.target.role) {
+      Emit("resolve", f.name,
+           absl::StrCat(f.spec.kind, " on ", f.target.role->ToString(),
+                        ": a reference role, resolved when the reference service runs (not "
+                        "started in a dry run)"));
+      continue;
+    }
+    auto resolved = driver_->Resolve(f);
+    if (!resolved.ok()) {
+      Emit("error", f.name, resolved.status().message());
+      Finish(ExitStatus::kInvalid, std::string(resolved.status().message()));
+      return;
+    }
+    std::vector<std::string> targets;
+    for (const FaultDriver::Resolved& r : *resolved) targets.push_back(r.target);
+    Emit("resolve", f.name, absl::StrCat(f.spec.kind, " on ", absl::StrJoin(targets, ", ")));
+  }
+  if (const auto* ep = s_.target.endpoint()) {
+    if (absl::Status st = ConnectEndpoint(*ep); !st.ok()) {
+      if (st.code() == absl::StatusCode::kCancelled) return OnInterrupt("in the dry run");
+      Emit("error", "", st.message());
+      Finish(st.code() == absl::StatusCode::kInvalidArgument ? ExitStatus::kInvalid
+                                                             : ExitStatus::kInfraError,
+             std::string(st.message()));
+      return;
+    }
+    Emit("resolve", "", absl::StrCat("endpoint: ", record_.target));
+  }
+  Emit("phase", "",
+       "dry run: scenario valid, agents reachable, every fault kind available and allowed, "
+       "targets resolved; nothing changed");
 }
 
 reports::RunRecord Drill::Run() {
@@ -480,36 +802,81 @@ reports::RunRecord Drill::Run() {
     record_.phases.faults_end_ns = std::max(
         record_.phases.faults_end_ns, Ns(f.at + f.spec.duration.value_or(absl::ZeroDuration())));
   }
+  RunPhases();
+  if (o_.dry_run) return record_;  // changes nothing, writes nothing
+  record_.in_progress = false;
+  const std::string path = RecordPath(s_, o_, record_.run_id);
+  absl::Status written;
+  if (live_) {
+    written = live_->WriteFinal(record_);
+    live_.reset();
+  } else {
+    std::error_code ec;
+    std::filesystem::create_directories(ReportDir(s_, o_), ec);
+    written = reports::WriteRunRecord(record_, path);
+  }
+  if (!written.ok()) {
+    Emit("error", "", absl::StrCat("writing the run record: ", written.message()));
+    Finish(ExitStatus::kInfraError, absl::StrCat("writing the run record: ", written.message()));
+  }
+  return record_;
+}
+
+void Drill::RunPhases() {
   if (!o_.events_file.empty()) {
     events_ = std::make_unique<std::ofstream>(o_.events_file, std::ios::app);
     if (!*events_) {
+      events_.reset();
       Finish(ExitStatus::kInvalid, absl::StrCat("cannot open --events file ", o_.events_file));
-      return record_;
+      return;
     }
   }
   if (s_.guard && !o_.force) {
     if (absl::Status g = CheckGuard(*s_.guard, absl::Now()); !g.ok()) {
       Emit("abort", "", g.message());
       Finish(ExitStatus::kInvalid, std::string(g.message()));
-      return record_;
+      return;
     }
   }
 
   origin_ = clock_.NowNanos();
   record_.started_unix_ns = absl::ToUnixNanos(absl::Now());
+  if (!o_.dry_run) {
+    // The record is on disk from here on, so even a runner that dies leaves one.
+    std::error_code ec;
+    const std::string dir = ReportDir(s_, o_);
+    std::filesystem::create_directories(dir, ec);
+    if (ec) {
+      Finish(ExitStatus::kInfraError,
+             absl::StrCat("creating the report directory ", dir, ": ", ec.message()));
+      return;
+    }
+    live_ = std::make_unique<LiveRecord>(RecordPath(s_, o_, record_.run_id),
+                                         [this](reports::RunRecord& r) { PrepareSnapshot(r); });
+    reports::RunRecord first = record_;
+    first.in_progress = true;
+    first.exit_reason = "in progress: starting (a runner that died leaves its record so)";
+    live_->Offer(std::move(first));
+  }
   if (absl::Status st = StartAgents(); !st.ok()) {
     Emit("error", "", st.message());
     Finish(ExitStatus::kInfraError, std::string(st.message()));
-    return record_;
+    return;
   }
-  if (o_.dry_run) {
-    Emit("phase", "", "dry run: scenario valid, agents reachable, every fault kind available");
-    return record_;
-  }
+  if (Interrupted()) return OnInterrupt("while starting the agents");
+  if (o_.dry_run) return DryRun();
   if (absl::Status st = StartTarget(); !st.ok()) {
+    if (st.code() == absl::StatusCode::kCancelled) return OnInterrupt("while starting the target");
     Emit("error", "", st.message());
-    Finish(ExitStatus::kInfraError, std::string(st.message()));
-    return record_;
+    Finish(st.code() == absl::StatusCode::kInvalidArgument ? ExitStatus::kInvalid
+                                                           : ExitStatus::kInfraError,
+           std::string(st.message()));
+    return;
+  }
+  if (Interrupted()) {
+    OnInterrupt("while starting the target");
+    if (absl::Status st = driver_->RevertAll(); !st.ok()) Emit("error", "", st.message());
+    return;
   }
 
   // Time zero of the drill: load and writes start now.
@@ -526,11 +893,12 @@ reports::RunRecord Drill::Run() {
   load_ = std::make_unique<LoadGenerator>(load_options_, clock_, origin_);
   if (absl::Status st = load_->Start(0); !st.ok()) {
     Finish(ExitStatus::kInfraError, std::string(st.message()));
-    return record_;
+    return;
   }
   if (s_.writes) {
     WriteOptions wo{.address = service_address_,
                     .credentials = load_options_.credentials,
+                    .tls_server_name = load_options_.tls_server_name,
                     .rate = s_.writes->rate,
                     .sessions = s_.writes->sessions,
                     .payload_size = s_.writes->payload_size,
@@ -538,13 +906,14 @@ reports::RunRecord Drill::Run() {
     writer_ = std::make_unique<SessionWriter>(wo, clock_, origin_);
     if (absl::Status st = writer_->Start(0); !st.ok()) {
       Finish(ExitStatus::kInfraError, std::string(st.message()));
-      return record_;
+      return;
     }
   }
   if (!s_.probes.empty()) {
     auto probes = ProbeRunner::Create(s_,
                                       {.address = service_address_,
                                        .credentials = load_options_.credentials,
+                                       .tls_server_name = load_options_.tls_server_name,
                                        .model = load_options_.request.model_name(),
                                        .golden_request = load_options_.request,
                                        .check_answer = load_options_.check_answer},
@@ -552,7 +921,7 @@ reports::RunRecord Drill::Run() {
     if (!probes.ok()) {
       Emit("error", "", probes.status().message());
       Finish(ExitStatus::kInfraError, std::string(probes.status().message()));
-      return record_;
+      return;
     }
     probes_ = *std::move(probes);
     probes_->Start();
@@ -568,19 +937,35 @@ reports::RunRecord Drill::Run() {
     (void)driver_->Revert(s_.faults[i].name, event);
     // An instantaneous fault (process.kill) has nothing to revert: no revert time.
     auto factory = injector::FaultRegistry::Global().Find(s_.faults[i].spec.kind);
-    if (factory.ok() && !(*factory)->info().takes_duration) event.reverted_ns.reset();
+    if (factory.ok() && !(*factory)->info().takes_duration) {
+      event.reverted_ns.reset();
+    } else if (event.reverted_ns) {
+      Emit("revert", event.name,
+           record_.exit_status == ExitStatus::kAborted ? "reverted (abort)" : "reverted");
+    }
   }
   if (absl::Status st = driver_->RevertAll(); !st.ok()) {
     Emit("error", "", st.message());
     Finish(ExitStatus::kInfraError, std::string(st.message()));
   }
+  if (Interrupted()) {
+    // Ctrl-C does for its drill what `agent halt` does: nothing of it stays applied.
+    if (absl::Status st = driver_->HaltLocal("chaosdrill run interrupted"); !st.ok()) {
+      Emit("error", "", st.message());
+    }
+  }
+  Snapshot(/*force=*/true);
   Progress("stopping", /*final_line=*/true);
   load_->Stop();
   if (writer_) writer_->Stop();
   if (probes_) probes_->Stop();
   DrainProbeEvents();
   if (record_.exit_status == ExitStatus::kPassed || record_.exit_status == ExitStatus::kSloFailed) {
-    Verify();
+    if (Interrupted()) {
+      OnInterrupt("before the verify phase");
+    } else {
+      Verify();
+    }
   }
   // Faults that were never reached keep no event.
   std::erase_if(record_.faults, [](const reports::FaultEvent& f) { return f.name.empty(); });
@@ -589,28 +974,7 @@ reports::RunRecord Drill::Run() {
   if (writer_) record_.writes = writer_->Log();
   if (probes_) record_.probes = probes_->Results();
 
-  AnalysisInput in{.requests = record_.requests,
-                   .request_interval_ns = record_.request_interval_ns,
-                   .phases = record_.phases,
-                   .faults = record_.faults,
-                   .hold_ns = Ns(s_.phases.hold),
-                   .recovery_ratio = s_.phases.recovery_ratio,
-                   .writes = record_.writes,
-                   .verified = record_.verified,
-                   .read_back = record_.read_back,
-                   .write_interval_ns = record_.write_interval_ns};
-  if (s_.load.good_latency) in.good_latency_ns = Ns(*s_.load.good_latency);
-  if (s_.slo.rto) in.slo.rto_ns = Ns(*s_.slo.rto);
-  if (s_.slo.rpo) in.slo.rpo_writes = static_cast<uint64_t>(*s_.slo.rpo);
-  in.slo.availability = s_.slo.availability;
-  if (s_.slo.p99) in.slo.p99_ns = Ns(*s_.slo.p99);
-  if (s_.slo.error_budget) {
-    const auto& b = *s_.slo.error_budget;
-    in.slo.error_budget_requests =
-        (1 - b.objective) * s_.load.rate * absl::ToDoubleSeconds(b.window);
-    in.slo.error_budget_max_consumed = b.max_consumed;
-  }
-  record_.analysis = Analyze(in);
+  record_.analysis = Analyze(MakeAnalysisInput(record_));
   AddProbeVerdicts(record_.probes, record_.faults, record_.analysis);
   if (record_.exit_status == ExitStatus::kPassed && !record_.analysis.slos_met) {
     std::string failed;
@@ -619,13 +983,17 @@ reports::RunRecord Drill::Run() {
     }
     Finish(ExitStatus::kSloFailed, absl::StrCat("SLO failed: ", failed));
   }
-  return record_;
 }
 
 }  // namespace
 
 std::string ReportDir(const Scenario& scenario, const DrillOptions& options) {
   return options.report_dir.empty() ? scenario.report.dir : options.report_dir;
+}
+
+std::string RecordPath(const Scenario& scenario, const DrillOptions& options,
+                       const std::string& run_id) {
+  return absl::StrCat(ReportDir(scenario, options), "/", run_id, ".json");
 }
 
 reports::RunRecord RunDrill(const Scenario& scenario, const DrillOptions& options) {

@@ -32,10 +32,16 @@ struct DrillOptions {
   std::string local_agent_config;
 };
 
-// Runs the drill. The record's exit_status says how it ended; the caller writes reports.
+// Runs the drill. The record's exit_status says how it ended. Except in a dry run, the
+// record is kept on disk at RecordPath() while the drill runs (in_progress, rewritten about
+// once a second and at every event) and written there finished at the end; the caller
+// writes the other report formats.
 reports::RunRecord RunDrill(const scenarios::Scenario& scenario, const DrillOptions& options);
 
 // The report directory the drill writes into: options.report_dir or the scenario's.
 std::string ReportDir(const scenarios::Scenario& scenario, const DrillOptions& options);
+// Where the drill keeps its JSON record: <ReportDir>/<run_id>.json.
+std::string RecordPath(const scenarios::Scenario& scenario, const DrillOptions& options,
+                       const std::string& run_id);
 
 }  // namespace chaosdrill::runner

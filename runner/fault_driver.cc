@@ -118,6 +118,7 @@ absl::StatusOr<std::vector<FaultDriver::Resolved>> FaultDriver::Resolve(
     return absl::InvalidArgumentError(
         absl::StrCat(context, ": target.role needs target.reference (the reference service)"));
   }
+  const reference::Topology topology = topology_();
   const scenarios::Role& role = *fault.target.role;
   const absl::string_view kind = fault.spec.kind;
   DriverAgent* agent = agents.front();  // the reference service runs next to the local agent
@@ -135,7 +136,7 @@ absl::StatusOr<std::vector<FaultDriver::Resolved>> FaultDriver::Resolve(
     }
     FaultSpec spec = fault.spec;
     spec.params["listen"] = route_listen_;
-    spec.params["upstream"] = topology_->gateway;
+    spec.params["upstream"] = topology.gateway;
     return std::vector<Resolved>{{agent, spec, absl::StrCat("gateway via ", route_listen_)}};
   }
   // reference.degrade targets the replica process too (its admin socket comes from its
@@ -148,7 +149,7 @@ absl::StatusOr<std::vector<FaultDriver::Resolved>> FaultDriver::Resolve(
   std::vector<std::string> roles;
   if (role.is_family()) {
     std::string family = role.kind == scenarios::Role::Kind::kReplica ? "replica" : "sentinel";
-    std::vector<std::string> all = FamilyRoles(*topology_, family);
+    std::vector<std::string> all = FamilyRoles(topology, family);
     roles.assign(all.begin(), all.begin() + PickCount(fault.target, all.size()));
     if (family == "replica" && roles.size() * 2 > all.size() && !fault.allow_majority) {
       return absl::FailedPreconditionError(absl::StrCat(
@@ -159,8 +160,8 @@ absl::StatusOr<std::vector<FaultDriver::Resolved>> FaultDriver::Resolve(
     roles.push_back(role.ToString());
   }
   for (const std::string& name : roles) {
-    auto it = topology_->roles.find(name);
-    if (it == topology_->roles.end() || it->second.pid <= 0) {
+    auto it = topology.roles.find(name);
+    if (it == topology.roles.end() || it->second.pid <= 0) {
       return absl::NotFoundError(absl::StrCat(context, ": role ", name, " is not running"));
     }
     FaultSpec spec = fault.spec;
@@ -257,6 +258,15 @@ absl::Status FaultDriver::RevertAll() {
     route_id_.clear();
   }
   return first;
+}
+
+absl::Status FaultDriver::HaltLocal(const std::string& reason) {
+  for (const auto& a : agents_) {
+    if (a->name != scenarios::kLocalAgentName) continue;
+    auto halted = a->client->Halt(reason);
+    if (!halted.ok()) return Annotate(halted.status(), "halting the local agent");
+  }
+  return absl::OkStatus();
 }
 
 absl::Status FaultDriver::Preflight(const scenarios::Scenario& scenario) const {

@@ -5,6 +5,7 @@
 // on signal and on any error. Not thread-safe: the drill's main thread drives it.
 #pragma once
 
+#include <functional>
 #include <map>
 #include <memory>
 #include <optional>
@@ -45,8 +46,11 @@ class FaultDriver {
   void AddAgent(DriverAgent agent);
   // Drill time zero moves once the target is up (starting it is not part of the drill).
   void SetOrigin(int64_t origin_ns) { origin_ns_ = origin_ns; }
-  // For reference targets: roles resolve through this topology.
-  void SetTopology(const reference::Topology& topology) { topology_ = topology; }
+  // For reference targets: roles resolve through the topology this returns, asked afresh
+  // at every resolution (after a restart or a failover, pids and the store primary change).
+  void SetTopologySource(std::function<reference::Topology()> source) {
+    topology_ = std::move(source);
+  }
 
   // The specs a scenario fault becomes after target resolution, with the agents they go
   // to. InvalidArgument/NotFound naming the fault when a target cannot be resolved.
@@ -64,6 +68,10 @@ class FaultDriver {
   absl::Status Revert(const std::string& scenario_fault, reports::FaultEvent& event);
   // Reverts everything still applied (abort, signal, end of drill). Returns the first error.
   absl::Status RevertAll();
+  // Halts the private local agent (reverts whatever it still holds, refuses new faults):
+  // what Ctrl-C does to its drill, after RevertAll. Remote agents are shared and are not
+  // halted. OK when there is no local agent.
+  absl::Status HaltLocal(const std::string& reason);
   // Runs Capabilities on every agent and checks that each fault's kind is available
   // there (`--dry-run` and the start of every drill).
   absl::Status Preflight(const scenarios::Scenario& scenario) const;
@@ -83,9 +91,9 @@ class FaultDriver {
   int64_t origin_ns_;
   const absl::Duration lease_ttl_;
   std::vector<std::unique_ptr<DriverAgent>> agents_;
-  std::optional<reference::Topology> topology_;
-  std::string route_listen_;  // empty: no gateway route
-  std::string route_id_;      // the route's fault id on the local agent
+  std::function<reference::Topology()> topology_;  // empty: no reference target
+  std::string route_listen_;                       // empty: no gateway route
+  std::string route_id_;                           // the route's fault id on the local agent
   std::vector<AppliedFault> applied_;
 };
 

@@ -60,6 +60,9 @@ absl::Status LoadGenerator::Start(int64_t first_ns) {
     // its own TCP connection, as `connections` promises.
     args.SetInt(GRPC_ARG_USE_LOCAL_SUBCHANNEL_POOL, 1);
     args.SetInt("chaosdrill.connection", i);
+    if (!options_.tls_server_name.empty()) {
+      args.SetSslTargetNameOverride(options_.tls_server_name);
+    }
     stubs_.push_back(inference::GRPCInferenceService::NewStub(
         grpc::CreateCustomChannel(options_.address, creds, args)));
   }
@@ -191,6 +194,16 @@ LoadWindow LoadGenerator::Window(int64_t from_ns, int64_t to_ns, int64_t good_la
 std::vector<RequestRecord> LoadGenerator::Log() const {
   std::lock_guard lock(mu_);
   return {log_.begin(), log_.end()};
+}
+
+std::vector<RequestRecord> LoadGenerator::Slice(int64_t from_ns, int64_t to_ns) const {
+  std::lock_guard lock(mu_);
+  auto first = std::partition_point(log_.begin(), log_.end(), [from_ns](const RequestRecord& r) {
+    return r.intended_ns < from_ns;
+  });
+  auto last = std::partition_point(
+      first, log_.end(), [to_ns](const RequestRecord& r) { return r.intended_ns < to_ns; });
+  return {first, last};
 }
 
 LatencyHistogram LoadGenerator::SendSkew() const {

@@ -34,9 +34,10 @@ namespace chaosdrill::runner {
 struct LoadOptions {
   std::string address;                                    // host:port of the OIP gRPC endpoint
   std::shared_ptr<grpc::ChannelCredentials> credentials;  // null: plaintext
-  double rate = 100;                                      // requests per second
-  bool poisson = false;  // exponential gaps with mean 1/rate instead of a constant gap
-  int connections = 4;   // separate HTTP/2 connections, used round-robin
+  std::string tls_server_name;  // TLS: the name checked in the server's certificate
+  double rate = 100;            // requests per second
+  bool poisson = false;         // exponential gaps with mean 1/rate instead of a constant gap
+  int connections = 4;          // separate HTTP/2 connections, used round-robin
   absl::Duration timeout = absl::Seconds(2);  // per-request deadline, from the actual send
   inference::ModelInferRequest request;       // sent as is, with `id` set per request
   // Every golden_every-th request (0: never) has its answer checked with this; false
@@ -99,6 +100,9 @@ class LoadGenerator {
                     int64_t good_latency_ns = std::numeric_limits<int64_t>::max()) const;
   // The log so far, in intended order. In-flight requests have completed_ns == 0.
   std::vector<reports::RequestRecord> Log() const;
+  // The part of the log intended in [from_ns, to_ns), in intended order (live checks that
+  // judge single requests: abort conditions, the steady state).
+  std::vector<reports::RequestRecord> Slice(int64_t from_ns, int64_t to_ns) const;
   // Distribution of actual send minus intended send, the sender's own lateness.
   LatencyHistogram SendSkew() const;
 
