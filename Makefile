@@ -37,10 +37,12 @@ demo: build
 
 # Benchmarks against peers, side by side (bench/README.md); numbers go to docs/benchmarks.md.
 bench: build
+	@bash scripts/install-deps.sh --bench
 	$(BUILD_DIR)/bench/inject_latency --iterations 200
 	$(BUILD_DIR)/bench/agent_rpc --iterations 1000
 	$(BUILD_DIR)/bench/proxy_bench
 	$(BUILD_DIR)/bench/tiny_mlp_bench 200
+	$(BUILD_DIR)/bench/loadgen
 
 format:
 	git ls-files '*.h' '*.cc' '*.cu' | xargs clang-format -i
