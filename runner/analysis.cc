@@ -106,8 +106,11 @@ FaultResult AnalyzeFault(const FaultEvent& f, const AnalysisInput& in, const Tim
   const int64_t ti = f.injected_ns;
   const int64_t observe_end = in.phases.observe_end_ns;
   // The fault's own span: from one interval before t_i (the request in flight when it
-  // landed) until the next fault is injected, or observation ends.
-  const int64_t span_end = std::min(observe_end, NextInjectionAfter(injections, ti));
+  // landed) until one interval before the next fault's injection (where that fault's span
+  // begins, so consecutive spans never share a request), or observation ends.
+  const int64_t next_injection = NextInjectionAfter(injections, ti);
+  const int64_t span_end =
+      next_injection == kNever ? observe_end : std::min(observe_end, next_injection - interval);
   const size_t span_begin = t.LowerBound(ti - interval);
   const size_t span_last = std::max(span_begin, t.LowerBound(span_end));
 

@@ -238,6 +238,42 @@ TEST_CASE("a harmless fault does not inherit the next fault's outage", "[runner]
   CHECK(r.faults[1].rto_ns == 1 * kS);
 }
 
+TEST_CASE("a fault's impact search ends one interval before the next fault's injection",
+          "[runner][analysis]") {
+  // A (harmless) at 10 s; B confirmed at 22.005 s takes the service down from the request
+  // intended at 22.000 s (in flight when B landed) until 28 s. The 22.000 s request is in
+  // B's span [t_B - interval, ...), and must not also be A's impact: A's span ends at
+  // 21.995 s. (Searched up to B's injection, A had impact 22.000 s, RTO 18 s and all of
+  // B's 600 failed requests.)
+  Drill d(40);
+  d.in.slo.rto_ns = 10 * kS;
+  auto r = d.Fail(22.0, 28.0).Fault("a", 10.0).Fault("b", 22.005).Run();
+  REQUIRE(r.faults.size() == 2);
+  const auto& a = r.faults[0];
+  const auto& b = r.faults[1];
+  CHECK_FALSE(a.impact);
+  CHECK(a.recovered);
+  CHECK(a.rto_ns == 0);
+  CHECK(a.failed_requests == 0);
+  CHECK(b.impact);
+  CHECK(b.impact_ns == 22 * kS);
+  CHECK(b.time_to_impact_ns == 0);
+  CHECK(b.recovered_ns == 28 * kS);
+  CHECK(b.rto_ns == 5'995 * kMs);
+  CHECK(b.failed_requests == 600);
+  REQUIRE(r.slos.size() == 2);
+  CHECK(r.slos[0].name == "rto[a]");
+  CHECK(r.slos[0].pass);
+  CHECK(r.slos[1].name == "rto[b]");
+  CHECK(r.slos[1].pass);
+  // A bad request in the last interval before B's injection is B's, not A's; one just
+  // before that is A's.
+  auto edge = Drill(40).Fail(21.99, 22.0).Fault("a", 10.0).Fault("b", 22.005).Run();
+  CHECK(edge.faults[0].impact);
+  CHECK(edge.faults[0].impact_ns == 21'990 * kMs);
+  CHECK_FALSE(edge.faults[1].impact);
+}
+
 TEST_CASE("time to recover after revert for a fault with a duration", "[runner][analysis]") {
   auto r = Drill().Fail(10.0, 12.3).Fault("pause", 10.0, 12.0).Run();
   REQUIRE(r.faults[0].recover_after_revert_ns.has_value());
