@@ -4,21 +4,20 @@
 #include <cstdio>
 #include <filesystem>
 #include <fstream>
+#include <optional>
 #include <sstream>
 #include <string>
 #include <vector>
 
 #include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
-#include "absl/strings/str_join.h"
-#include "absl/time/time.h"
 #include "cli/command.h"
 #include "injector/fault_registry.h"
 #include "reports/history.h"
 #include "reports/merge.h"
 #include "reports/report_writer.h"
 #include "reports/run_record_json.h"
-#include "runner/analysis.h"
+#include "runner/record_analysis.h"
 #include "scenarios/scenario_loader.h"
 
 namespace chaosdrill::cli {
@@ -113,27 +112,6 @@ int History(const std::string& dir, std::string output, const std::string& markd
   return kExitOk;
 }
 
-int64_t Ns(absl::Duration d) { return absl::ToInt64Nanoseconds(d); }
-
-// The analysis settings the drill used, from the scenario: the same construction as the
-// runner's (runner/drill.cc), with the error budget scaled to the combined load of the
-// merged runners (`rate_factor` runners' worth of the scenario's rate).
-runner::AnalysisInput AnalysisSettings(const scenarios::Scenario& s, double rate_factor) {
-  runner::AnalysisInput in{.hold_ns = Ns(s.phases.hold), .recovery_ratio = s.phases.recovery_ratio};
-  if (s.load.good_latency) in.good_latency_ns = Ns(*s.load.good_latency);
-  if (s.slo.rto) in.slo.rto_ns = Ns(*s.slo.rto);
-  if (s.slo.rpo) in.slo.rpo_writes = static_cast<uint64_t>(*s.slo.rpo);
-  in.slo.availability = s.slo.availability;
-  if (s.slo.p99) in.slo.p99_ns = Ns(*s.slo.p99);
-  if (s.slo.error_budget) {
-    const auto& b = *s.slo.error_budget;
-    in.slo.error_budget_requests =
-        (1 - b.objective) * s.load.rate * rate_factor * absl::ToDoubleSeconds(b.window);
-    in.slo.error_budget_max_consumed = b.max_consumed;
-  }
-  return in;
-}
-
 int Merge(const std::vector<std::string>& files, const std::string& output,
           const std::string& scenario_file) {
   for (const std::string& f : files) {
@@ -187,25 +165,14 @@ int Merge(const std::vector<std::string>& files, const std::string& output,
     if (r.request_interval_ns > 0) rate_factor += one_runner / r.request_interval_ns;
   }
 
+  // The drill's own analysis (runner/record_analysis.h): SLO verdicts and the alert
+  // verdicts from the probe series, the error budget scaled to the combined load.
   reports::RunRecord& m = *merged;
-  runner::AnalysisInput in = AnalysisSettings(s, rate_factor);
-  in.requests = std::move(m.requests);
-  in.request_interval_ns = m.request_interval_ns;
-  in.phases = m.phases;
-  in.faults = m.faults;
-  in.writes = m.writes;
-  in.verified = m.verified;
-  in.read_back = m.read_back;
-  in.write_interval_ns = m.write_interval_ns;
-  m.analysis = runner::Analyze(in);
-  m.requests = std::move(in.requests);
-  if (m.exit_status == reports::ExitStatus::kPassed && !m.analysis.slos_met) {
-    std::vector<std::string> failed;
-    for (const reports::SloVerdict& v : m.analysis.slos) {
-      if (!v.pass) failed.push_back(absl::StrCat(v.name, ": ", v.reason));
-    }
+  m.analysis = runner::AnalyzeRecord(s, m, rate_factor);
+  if (std::optional<std::string> failed = runner::SloFailure(m.analysis);
+      failed && m.exit_status == reports::ExitStatus::kPassed) {
     m.exit_status = reports::ExitStatus::kSloFailed;
-    m.exit_reason = absl::StrCat("SLO failed: ", absl::StrJoin(failed, "; "));
+    m.exit_reason = *std::move(failed);
   }
   if (output == "-") {
     absl::Status s2 = WriteOut(

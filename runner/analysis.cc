@@ -235,16 +235,37 @@ bool IsGood(const RequestRecord& r, int64_t good_latency_ns) {
   return IsOk(r) && r.latency_ns() <= good_latency_ns;
 }
 
-int64_t BaselineP99(const std::vector<RequestRecord>& sorted_requests, int64_t baseline_end_ns) {
+SteadyStateStats SteadyStateOf(const std::vector<RequestRecord>& sorted_requests,
+                               int64_t baseline_end_ns, std::optional<int64_t> good_latency_ns) {
   const int64_t from = SteadyStateFrom(baseline_end_ns);
   auto first =
       std::partition_point(sorted_requests.begin(), sorted_requests.end(),
                            [from](const RequestRecord& r) { return r.intended_ns < from; });
-  LatencyHistogram h;
-  for (auto it = first; it != sorted_requests.end() && it->intended_ns < baseline_end_ns; ++it) {
-    if (IsOk(*it)) h.Record(it->latency_ns());
+  auto last = std::partition_point(first, sorted_requests.end(), [&](const RequestRecord& r) {
+    return r.intended_ns < baseline_end_ns;
+  });
+  SteadyStateStats ss;
+  LatencyHistogram ok_latency;
+  for (auto it = first; it != last; ++it) {
+    ++ss.requests;
+    if (IsOk(*it)) {
+      ++ss.ok;
+      ok_latency.Record(it->latency_ns());
+    }
   }
-  return h.ValueAtQuantile(0.99);
+  ss.ok_p50_ns = ok_latency.ValueAtQuantile(0.5);
+  ss.ok_p99_ns = ok_latency.ValueAtQuantile(0.99);
+  ss.good_latency_ns = good_latency_ns    ? *good_latency_ns
+                       : ss.ok_p99_ns > 0 ? 5 * ss.ok_p99_ns
+                                          : kNever;
+  for (auto it = first; it != last; ++it) {
+    if (IsGood(*it, ss.good_latency_ns)) ++ss.good;
+  }
+  return ss;
+}
+
+int64_t BaselineP99(const std::vector<RequestRecord>& sorted_requests, int64_t baseline_end_ns) {
+  return SteadyStateOf(sorted_requests, baseline_end_ns, std::nullopt).ok_p99_ns;
 }
 
 AnalysisResult Analyze(const AnalysisInput& input) {
@@ -260,13 +281,11 @@ AnalysisResult Analyze(const AnalysisInput& input) {
   }
 
   AnalysisResult result;
-  // Baseline p99 as the steady-state check sees it: OK requests after the warm-up.
-  result.baseline_p99_ns = BaselineP99(*requests, input.phases.baseline_end_ns);
-  if (input.good_latency_ns) {
-    result.good_latency_ns = *input.good_latency_ns;
-  } else {
-    result.good_latency_ns = result.baseline_p99_ns > 0 ? 5 * result.baseline_p99_ns : kNever;
-  }
+  // Baseline p99 and good_latency exactly as the steady-state check saw them.
+  const SteadyStateStats steady =
+      SteadyStateOf(*requests, input.phases.baseline_end_ns, input.good_latency_ns);
+  result.baseline_p99_ns = steady.ok_p99_ns;
+  result.good_latency_ns = steady.good_latency_ns;
 
   Timeline t(*requests, result.good_latency_ns);
   size_t begin = t.LowerBound(input.phases.baseline_end_ns);

@@ -63,8 +63,24 @@ inline int64_t SteadyStateFrom(int64_t baseline_end_ns) {
   return baseline_end_ns / 2 < 1'000'000'000 ? baseline_end_ns / 2 : 1'000'000'000;
 }
 
-// p99 latency of the IsOk requests intended in the steady-state window; 0 if there are none.
-// good_latency defaults to 5 x this.
+// The steady-state statistics of a baseline, over the requests intended in the
+// steady-state window. The drill's steady-state check judges exactly these, and Analyze
+// takes its baseline p99 and default good_latency from them, so the two cannot disagree.
+struct SteadyStateStats {
+  uint64_t requests = 0;  // intended in the window, completed or not
+  uint64_t good = 0;      // IsGood with good_latency_ns
+  uint64_t ok = 0;        // IsOk
+  // Latency (from the intended send) of the IsOk requests; 0 if there are none. ok_p99_ns
+  // is the baseline p99.
+  int64_t ok_p50_ns = 0;
+  int64_t ok_p99_ns = 0;
+  // The explicit good_latency, else 5 x ok_p99_ns (unbounded, INT64_MAX, with no ok request).
+  int64_t good_latency_ns = 0;
+};
+SteadyStateStats SteadyStateOf(const std::vector<reports::RequestRecord>& sorted_requests,
+                               int64_t baseline_end_ns, std::optional<int64_t> good_latency_ns);
+
+// SteadyStateOf(...).ok_p99_ns.
 int64_t BaselineP99(const std::vector<reports::RequestRecord>& sorted_requests,
                     int64_t baseline_end_ns);
 

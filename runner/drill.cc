@@ -33,15 +33,17 @@
 #include "injector/fault_registry.h"
 #include "reference/model_codec.h"
 #include "reference/model_factory.h"
+#include "reference/replica_netns.h"
 #include "reference/supervisor.h"
+#include "reports/gpu_info.h"
 #include "reports/run_record_json.h"
 #include "runner/analysis.h"
 #include "runner/fault_driver.h"
 #include "runner/guard.h"
 #include "runner/live_record.h"
 #include "runner/load_generator.h"
-#include "runner/probe_analysis.h"
 #include "runner/probes.h"
+#include "runner/record_analysis.h"
 #include "runner/session_writer.h"
 
 namespace chaosdrill::runner {
@@ -115,7 +117,7 @@ reports::Environment CollectEnvironment() {
   }
   env.cores = static_cast<int>(sysconf(_SC_NPROCESSORS_ONLN));
   env.memory_bytes = static_cast<uint64_t>(sysconf(_SC_PHYS_PAGES)) * sysconf(_SC_PAGESIZE);
-  env.gpu = kHaveCuda ? "built with CUDA" : "none (built without CUDA)";
+  env.gpu = reports::GpuEnvironment();
   env.chaosdrill_version = kVersion;
   env.chaosdrill_commit = kGitCommit;
   return env;
@@ -161,7 +163,6 @@ class Drill {
   void Verify();
   void Snapshot(bool force);
   void PrepareSnapshot(reports::RunRecord& r) const;
-  AnalysisInput MakeAnalysisInput(const reports::RunRecord& r) const;
 
   const Scenario& s_;
   const DrillOptions& o_;
@@ -297,10 +298,19 @@ absl::Status Drill::StartReference(const scenarios::ReferenceTarget& ref) {
   ro.replicas = ref.replicas;
   ro.replication = std::string(scenarios::ReplicationName(ref.replication));
   ro.device = std::string(scenarios::DeviceName(ref.device));
+  ro.network = std::string(scenarios::NetworkName(ref.network));
   ro.model = ref.model.name;
   ro.width = ref.model.width;
   ro.depth = ref.model.depth;
   if (!o_.chaosdrill_binary.empty()) ro.chaosdrill_binary = o_.chaosdrill_binary;
+  // A fault on the replication link: replication goes through proxies on the local agent.
+  if (std::any_of(s_.faults.begin(), s_.faults.end(), [](const auto& f) {
+        return f.target.role && f.target.role->kind == scenarios::Role::Kind::kStoreLink;
+      })) {
+    ro.open_store_link = [this](const std::string& listen, const std::string& upstream) {
+      return driver_->OpenStoreLink(listen, upstream);
+    };
+  }
   std::error_code ec;
   std::filesystem::create_directories(ro.dir, ec);
   if (ec) return absl::InternalError(absl::StrCat("creating ", ro.dir, ": ", ec.message()));
@@ -355,9 +365,21 @@ absl::Status Drill::StartReference(const scenarios::ReferenceTarget& ref) {
     auto out = reference::DecodeOutput(response);
     return out.ok() && reference::MatchesGolden(*out, golden);
   };
-  record_.target = absl::StrCat("reference (", ref.replicas, " replicas, ",
-                                scenarios::ReplicationName(ref.replication), ", ",
-                                scenarios::DeviceName(ref.device), ")");
+  record_.target = absl::StrCat(
+      "reference (", ref.replicas, " replicas, ", scenarios::ReplicationName(ref.replication), ", ",
+      scenarios::DeviceName(ref.device),
+      ref.network == scenarios::Network::kNetns ? ", each replica in its own network namespace"
+                                                : "",
+      ")");
+  if (ref.network == scenarios::Network::kNetns) {
+    std::vector<std::string> links;
+    for (const auto& [name, info] : topology.roles) {
+      if (!info.interface.empty()) {
+        links.push_back(absl::StrCat(name, " ", info.address, " via ", info.interface));
+      }
+    }
+    Emit("phase", "", absl::StrCat("replica links: ", absl::StrJoin(links, ", ")));
+  }
   return absl::OkStatus();
 }
 
@@ -453,43 +475,38 @@ int64_t Drill::Frontier(int64_t now, const std::vector<reports::RequestRecord>& 
 
 std::optional<std::string> Drill::CheckSteadyState(int64_t now, bool* settled) {
   const int64_t baseline_end = record_.phases.baseline_end_ns;
-  const int64_t from = SteadyStateFrom(baseline_end);
-  std::vector<reports::RequestRecord> baseline = load_->Slice(0, baseline_end);
+  std::vector<reports::RequestRecord> baseline =
+      load_->Slice(SteadyStateFrom(baseline_end), baseline_end);
+  // Wait until every answer of the steady-state window is in, so the check sees what the
+  // final analysis will (its baseline p99 and good_latency come from the same function):
+  // each request completes by its deadline, one timeout after its actual send. A request
+  // still unanswered a second past that (a sender that far behind) is judged not ok.
   *settled = true;
-  for (size_t i = baseline.size(); i-- > 0;) {
-    if (baseline[i].intended_ns < from) break;
-    if (!Decided(baseline[i], now)) {
-      *settled = false;  // wait (at most a timeout) until every baseline answer is in
+  const int64_t give_up = Ns(s_.load.timeout) + 1'000 * kNsPerMs;
+  for (const reports::RequestRecord& r : baseline) {
+    if (!IsCompleted(r) && now - r.intended_ns <= give_up) {
+      *settled = false;
       return std::nullopt;
     }
   }
-  good_latency_ns_ = s_.load.good_latency ? Ns(*s_.load.good_latency) : [&] {
-    int64_t p99 = BaselineP99(baseline, baseline_end);
-    return p99 > 0 ? 5 * p99 : std::numeric_limits<int64_t>::max();
-  }();
-  uint64_t total = 0, good = 0;
-  LatencyHistogram ok_latency;
-  for (const reports::RequestRecord& r : baseline) {
-    if (r.intended_ns < from) continue;
-    ++total;
-    if (IsGood(r, good_latency_ns_)) ++good;
-    if (IsOk(r)) ok_latency.Record(r.latency_ns());
-  }
-  if (total == 0 || ok_latency.count() == 0) {
+  std::optional<int64_t> explicit_good;
+  if (s_.load.good_latency) explicit_good = Ns(*s_.load.good_latency);
+  const SteadyStateStats ss = SteadyStateOf(baseline, baseline_end, explicit_good);
+  good_latency_ns_ = ss.good_latency_ns;
+  if (ss.requests == 0 || ss.ok == 0) {
     return std::string("no request succeeded during the baseline");
   }
-  const double ratio = static_cast<double>(good) / total;
+  const double ratio = static_cast<double>(ss.good) / ss.requests;
   if (ratio < s_.steady_state.success_ratio) {
-    return absl::StrFormat("good ratio %.4f (%d of %d requests) below %.4f", ratio, good, total,
-                           s_.steady_state.success_ratio);
+    return absl::StrFormat("good ratio %.4f (%d of %d requests) below %.4f", ratio, ss.good,
+                           ss.requests, s_.steady_state.success_ratio);
   }
-  const int64_t p50 = ok_latency.ValueAtQuantile(0.5), p99 = ok_latency.ValueAtQuantile(0.99);
-  if (s_.steady_state.p50 && p50 > Ns(*s_.steady_state.p50)) {
-    return absl::StrCat("p50 ", DurationToString(absl::Nanoseconds(p50)), " above ",
+  if (s_.steady_state.p50 && ss.ok_p50_ns > Ns(*s_.steady_state.p50)) {
+    return absl::StrCat("p50 ", DurationToString(absl::Nanoseconds(ss.ok_p50_ns)), " above ",
                         DurationToString(*s_.steady_state.p50));
   }
-  if (s_.steady_state.p99 && p99 > Ns(*s_.steady_state.p99)) {
-    return absl::StrCat("p99 ", DurationToString(absl::Nanoseconds(p99)), " above ",
+  if (s_.steady_state.p99 && ss.ok_p99_ns > Ns(*s_.steady_state.p99)) {
+    return absl::StrCat("p99 ", DurationToString(absl::Nanoseconds(ss.ok_p99_ns)), " above ",
                         DurationToString(*s_.steady_state.p99));
   }
   return std::nullopt;
@@ -673,36 +690,11 @@ void Drill::Snapshot(bool force) {
   live_->Offer(std::move(r));
 }
 
-AnalysisInput Drill::MakeAnalysisInput(const reports::RunRecord& r) const {
-  AnalysisInput in{.requests = r.requests,
-                   .request_interval_ns = r.request_interval_ns,
-                   .phases = r.phases,
-                   .faults = r.faults,
-                   .hold_ns = Ns(s_.phases.hold),
-                   .recovery_ratio = s_.phases.recovery_ratio,
-                   .writes = r.writes,
-                   .verified = r.verified,
-                   .read_back = r.read_back,
-                   .write_interval_ns = r.write_interval_ns};
-  if (s_.load.good_latency) in.good_latency_ns = Ns(*s_.load.good_latency);
-  if (s_.slo.rto) in.slo.rto_ns = Ns(*s_.slo.rto);
-  if (s_.slo.rpo) in.slo.rpo_writes = static_cast<uint64_t>(*s_.slo.rpo);
-  in.slo.availability = s_.slo.availability;
-  if (s_.slo.p99) in.slo.p99_ns = Ns(*s_.slo.p99);
-  if (s_.slo.error_budget) {
-    const auto& b = *s_.slo.error_budget;
-    in.slo.error_budget_requests =
-        (1 - b.objective) * s_.load.rate * absl::ToDoubleSeconds(b.window);
-    in.slo.error_budget_max_consumed = b.max_consumed;
-  }
-  return in;
-}
-
 // On the record thread: analysis of what had settled when the snapshot was taken (its
 // observe end is the snapshot time; requests younger than one timeout are left out of
 // the analysis, not out of the record).
 void Drill::PrepareSnapshot(reports::RunRecord& r) const {
-  AnalysisInput in = MakeAnalysisInput(r);
+  AnalysisInput in = AnalysisInputFor(s_, r);
   const int64_t settled = r.phases.observe_end_ns - Ns(s_.load.timeout);
   std::erase_if(in.requests,
                 [settled](const reports::RequestRecord& q) { return q.intended_ns >= settled; });
@@ -750,6 +742,17 @@ void Drill::Verify() {
 }
 
 void Drill::DryRun() {
+  // network netns needs root; the service is not started, but whether it could be is known.
+  if (const auto* ref = s_.target.reference(); ref && ref->network == scenarios::Network::kNetns) {
+    if (absl::Status st = reference::NetnsPreflight(); !st.ok()) {
+      Emit("error", "", absl::StrCat("target.reference.network: netns: ", st.message()));
+      Finish(ExitStatus::kInfraError, std::string(st.message()));
+      return;
+    }
+    Emit("resolve", "",
+         "target.reference.network: netns: this node can give each replica its own network "
+         "namespace and veth link");
+  }
   // Targets: agent names and selectors resolve now; reference roles only once the service
   // runs (a dry run does not start it); an endpoint is asked for its model's metadata.
   for (const scenarios::ScenarioFault& f : s_.faults) {
@@ -974,14 +977,10 @@ void Drill::RunPhases() {
   if (writer_) record_.writes = writer_->Log();
   if (probes_) record_.probes = probes_->Results();
 
-  record_.analysis = Analyze(MakeAnalysisInput(record_));
-  AddProbeVerdicts(record_.probes, record_.faults, record_.analysis);
-  if (record_.exit_status == ExitStatus::kPassed && !record_.analysis.slos_met) {
-    std::string failed;
-    for (const auto& v : record_.analysis.slos) {
-      if (!v.pass) absl::StrAppend(&failed, failed.empty() ? "" : "; ", v.name, ": ", v.reason);
-    }
-    Finish(ExitStatus::kSloFailed, absl::StrCat("SLO failed: ", failed));
+  // The same function `chaosdrill report --merge` re-analyses records with.
+  record_.analysis = AnalyzeRecord(s_, record_);
+  if (std::optional<std::string> failed = SloFailure(record_.analysis)) {
+    Finish(ExitStatus::kSloFailed, *std::move(failed));
   }
 }
 

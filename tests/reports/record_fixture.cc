@@ -130,6 +130,13 @@ RunRecord SyntheticDrill(const DrillShape& s) {
       "writes: {rate: 50, sessions: 8}\nphases: {baseline: 10s, observe: 60s, hold: 5s}\n"
       "faults:\n  - {name: kill-one, kind: process.kill, at: 10s, target: {role: \"replica[0]\"}}\n"
       "slo: {rto: 3s, rpo: 0, availability: 0.99}\n";
+  if (s.probes) {
+    r.scenario_source +=
+        "probes:\n  - {name: ready, every: 500ms, timeout: 250ms, ready: {}}\n"
+        "  - name: replica-down\n    every: 1s\n"
+        "    alert: {url: \"http://127.0.0.1:9090\", name: ReplicaDown, within: 30s, "
+        "faults: [kill-one]}\n";
+  }
   r.target = "reference (3 replicas, async)";
   r.started_unix_ns = 1'795'460'700'000'000'000 + static_cast<int64_t>(s.seed) * 86'400'000'000'000;
   r.request_interval_ns = 1'000'000'000 / s.rate;
@@ -166,6 +173,33 @@ RunRecord SyntheticDrill(const DrillShape& s) {
           {.t_ns = *f.reverted_ns, .type = "revert", .fault = f.name, .message = "reverted"});
     }
     r.faults.push_back(std::move(f));
+  }
+  if (s.probes) {
+    ProbeSeries ready{.name = "ready",
+                      .kind = "ready",
+                      .check = "ServerReady + ModelReady tiny-mlp",
+                      .every_ns = 500'000'000};
+    for (int64_t t = 0; t < s.duration_s * 1'000'000'000; t += ready.every_ns) {
+      bool down = false;
+      for (const auto& [from, to] : outages) down |= t >= from && t < to;
+      ready.samples.push_back(
+          {.t_ns = t, .ok = !down, .message = down ? "ServerReady: UNAVAILABLE" : ""});
+    }
+    ProbeSeries alert{.name = "replica-down",
+                      .kind = "alert",
+                      .check = "ALERTS{alertname=\"ReplicaDown\",alertstate=\"firing\"}",
+                      .every_ns = 1'000'000'000,
+                      .alert = "ReplicaDown",
+                      .within_ns = 30'000'000'000,
+                      .faults = {"kill-one"}};
+    for (int64_t k = 0; k < s.duration_s; ++k) {
+      const bool firing = k >= 13 && k < 16;
+      alert.samples.push_back({.t_ns = k * 1'000'000'000,
+                               .ok = !firing,
+                               .value = firing ? 1.0 : 0.0,
+                               .message = firing ? "alert ReplicaDown firing (1 series)" : ""});
+    }
+    r.probes = {std::move(ready), std::move(alert)};
   }
   int64_t count = s.rate * s.duration_s;
   for (int64_t i = 0; i < count; ++i) {
@@ -241,6 +275,20 @@ RunRecord SyntheticDrill(const DrillShape& s) {
              .target = "0.99",
              .measured = std::to_string(a.availability).substr(0, 6),
              .pass = a.availability >= 0.99}};
+  if (s.probes) {  // as runner::AddProbeVerdicts derives them from the alert series
+    a.alerts = {{.probe = "replica-down",
+                 .alert = "ReplicaDown",
+                 .fault = "kill-one",
+                 .injected_ns = r.faults.at(0).injected_ns,
+                 .within_ns = 30'000'000'000,
+                 .fired = true,
+                 .detect_ns = 13'000'000'000 - r.faults.at(0).injected_ns,
+                 .pass = true}};
+    a.slos.push_back({.name = "alert[ReplicaDown after kill-one]",
+                      .target = "fired within 30s",
+                      .measured = "fired after 3.0s",
+                      .pass = true});
+  }
   a.slos_met = false;
   r.exit_status = ExitStatus::kSloFailed;
   r.exit_reason = "SLO failed: rpo: 3 acknowledged writes lost";
@@ -301,6 +349,9 @@ void StartLater(RunRecord& r, int64_t by) {
     if (f.reverted_ns) *f.reverted_ns -= by;
   }
   for (Event& e : r.events) e.t_ns -= by;
+  for (ProbeSeries& p : r.probes) {
+    for (ProbeSample& x : p.samples) x.t_ns -= by;
+  }
   r.phases.baseline_end_ns -= by;
   r.phases.faults_end_ns -= by;
   r.phases.observe_end_ns -= by;

@@ -24,6 +24,10 @@ struct DrillShape {
   uint64_t seed = 1;
   int64_t start_offset_ns = 0;  // added to every intended time (for merge halves)
   int parity = -1;              // keep only requests with index % 2 == parity (-1: all)
+  // Probe series: "ready" (every 500 ms, failing during each outage) and "replica-down"
+  // (an alert probe judging kill-one, every 1 s, firing from 13 s to 16 s: time to detect
+  // 13 - 10.003 = 2.997 s, within 30 s), with the probes in the scenario source.
+  bool probes = false;
 };
 RunRecord SyntheticDrill(const DrillShape& shape);
 

@@ -276,5 +276,42 @@ TEST_CASE("report --merge of a drill split between two runners analyses like the
   CHECK(x["scenario"]["source"] == full.scenario_source);
 }
 
+TEST_CASE("report --merge re-derives the alert verdicts from the probe series as the drill does",
+          "[reports][cli][merge]") {
+  TempDir dir;
+  // The fixture's alert verdicts are what the drill derives (runner::AddProbeVerdicts):
+  // ReplicaDown first seen firing at 13 s, 2.997 s after kill-one, within 30 s.
+  const RunRecord full = testing::SyntheticDrill({.duration_s = 40, .faults = 2, .probes = true});
+  auto [a, b] = testing::SplitBetweenRunners(
+      full, [](size_t i) { return static_cast<int>(i % 2); }, 0.5);
+  testing::StartLater(b, 250'000'000);
+  const std::string f = dir.path() + "/full.json", fa = dir.path() + "/a.json",
+                    fb = dir.path() + "/b.json";
+  REQUIRE(WriteRunRecord(full, f).ok());
+  REQUIRE(WriteRunRecord(a, fa).ok());
+  REQUIRE(WriteRunRecord(b, fb).ok());
+  CommandResult one = Report({"--merge", f, "-o", dir.path() + "/re.json"});
+  REQUIRE(one.exit_code == 0);
+  CommandResult two = Report({"--merge", fa, fb, "-o", dir.path() + "/m.json"});
+  REQUIRE(two.exit_code == 0);
+  CheckSchema({dir.path() + "/re.json", dir.path() + "/m.json"});
+  const json orig = ToJson(full);
+  for (const std::string& out : {dir.path() + "/re.json", dir.path() + "/m.json"}) {
+    INFO(out);
+    const json m = json::parse(Slurp(out));
+    INFO(m["analysis"]["alerts"].dump(1));
+    REQUIRE(m["analysis"]["alerts"].size() == 1);
+    CHECK(m["analysis"]["alerts"] == orig["analysis"]["alerts"]);
+    CHECK(m["analysis"]["alerts"][0]["detect_ns"] == 2'997'000'000);
+    json verdict;
+    for (const json& v : m["analysis"]["slos"]) {
+      if (v["name"] == "alert[ReplicaDown after kill-one]") verdict = v;
+    }
+    CHECK(verdict == orig["analysis"]["slos"].back());
+    CHECK(verdict["measured"] == "fired after 3.0s");
+    CHECK(m["probes"] == orig["probes"]);
+  }
+}
+
 }  // namespace
 }  // namespace chaosdrill::reports

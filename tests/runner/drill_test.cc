@@ -32,6 +32,7 @@
 #include "absl/time/clock.h"
 #include "inference/grpc_predict_v2.grpc.pb.h"
 #include "injector/fault_registry.h"
+#include "reports/gpu_info.h"
 #include "reports/run_record_json.h"
 #include "runner/guard.h"
 #include "scenarios/scenario_loader.h"
@@ -556,6 +557,10 @@ TEST_CASE("a fault is reverted at its duration (revert within 100 ms of at + dur
   CHECK(*f.reverted_ns - planned <= 100'000'000);
   CHECK(seen_stopped.load());
   CHECK(ProcState(sleeper.pid) != 'T');
+  // The environment names this host's GPUs as reports::GpuEnvironment() reads them.
+  INFO("environment.gpu: " << r.environment.gpu);
+  CHECK(r.environment.gpu == reports::GpuEnvironment());
+  CHECK_FALSE(r.environment.gpu.empty());
 }
 
 TEST_CASE("a dry run resolves targets, asks the endpoint for metadata, and changes nothing",
