@@ -33,7 +33,6 @@
 #include "injector/fault_registry.h"
 #include "reference/model_codec.h"
 #include "reference/model_factory.h"
-#include "reference/replica_netns.h"
 #include "reference/supervisor.h"
 #include "reports/gpu_info.h"
 #include "reports/run_record_json.h"
@@ -298,19 +297,10 @@ absl::Status Drill::StartReference(const scenarios::ReferenceTarget& ref) {
   ro.replicas = ref.replicas;
   ro.replication = std::string(scenarios::ReplicationName(ref.replication));
   ro.device = std::string(scenarios::DeviceName(ref.device));
-  ro.network = std::string(scenarios::NetworkName(ref.network));
   ro.model = ref.model.name;
   ro.width = ref.model.width;
   ro.depth = ref.model.depth;
   if (!o_.chaosdrill_binary.empty()) ro.chaosdrill_binary = o_.chaosdrill_binary;
-  // A fault on the replication link: replication goes through proxies on the local agent.
-  if (std::any_of(s_.faults.begin(), s_.faults.end(), [](const auto& f) {
-        return f.target.role && f.target.role->kind == scenarios::Role::Kind::kStoreLink;
-      })) {
-    ro.open_store_link = [this](const std::string& listen, const std::string& upstream) {
-      return driver_->OpenStoreLink(listen, upstream);
-    };
-  }
   std::error_code ec;
   std::filesystem::create_directories(ro.dir, ec);
   if (ec) return absl::InternalError(absl::StrCat("creating ", ro.dir, ": ", ec.message()));
@@ -365,21 +355,9 @@ absl::Status Drill::StartReference(const scenarios::ReferenceTarget& ref) {
     auto out = reference::DecodeOutput(response);
     return out.ok() && reference::MatchesGolden(*out, golden);
   };
-  record_.target = absl::StrCat(
-      "reference (", ref.replicas, " replicas, ", scenarios::ReplicationName(ref.replication), ", ",
-      scenarios::DeviceName(ref.device),
-      ref.network == scenarios::Network::kNetns ? ", each replica in its own network namespace"
-                                                : "",
-      ")");
-  if (ref.network == scenarios::Network::kNetns) {
-    std::vector<std::string> links;
-    for (const auto& [name, info] : topology.roles) {
-      if (!info.interface.empty()) {
-        links.push_back(absl::StrCat(name, " ", info.address, " via ", info.interface));
-      }
-    }
-    Emit("phase", "", absl::StrCat("replica links: ", absl::StrJoin(links, ", ")));
-  }
+  record_.target = absl::StrCat("reference (", ref.replicas, " replicas, ",
+                                scenarios::ReplicationName(ref.replication), ", ",
+                                scenarios::DeviceName(ref.device), ")");
   return absl::OkStatus();
 }
 
@@ -742,17 +720,6 @@ void Drill::Verify() {
 }
 
 void Drill::DryRun() {
-  // network netns needs root; the service is not started, but whether it could be is known.
-  if (const auto* ref = s_.target.reference(); ref && ref->network == scenarios::Network::kNetns) {
-    if (absl::Status st = reference::NetnsPreflight(); !st.ok()) {
-      Emit("error", "", absl::StrCat("target.reference.network: netns: ", st.message()));
-      Finish(ExitStatus::kInfraError, std::string(st.message()));
-      return;
-    }
-    Emit("resolve", "",
-         "target.reference.network: netns: this node can give each replica its own network "
-         "namespace and veth link");
-  }
   // Targets: agent names and selectors resolve now; reference roles only once the service
   // runs (a dry run does not start it); an endpoint is asked for its model's metadata.
   for (const scenarios::ScenarioFault& f : s_.faults) {
