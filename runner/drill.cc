@@ -301,6 +301,14 @@ absl::Status Drill::StartReference(const scenarios::ReferenceTarget& ref) {
   ro.width = ref.model.width;
   ro.depth = ref.model.depth;
   if (!o_.chaosdrill_binary.empty()) ro.chaosdrill_binary = o_.chaosdrill_binary;
+  // A fault on the replication link: replication goes through proxies on the local agent.
+  if (std::any_of(s_.faults.begin(), s_.faults.end(), [](const auto& f) {
+        return f.target.role && f.target.role->kind == scenarios::Role::Kind::kStoreLink;
+      })) {
+    ro.open_store_link = [this](const std::string& listen, const std::string& upstream) {
+      return driver_->OpenStoreLink(listen, upstream);
+    };
+  }
   std::error_code ec;
   std::filesystem::create_directories(ro.dir, ec);
   if (ec) return absl::InternalError(absl::StrCat("creating ", ro.dir, ": ", ec.message()));

@@ -123,6 +123,20 @@ absl::StatusOr<std::vector<FaultDriver::Resolved>> FaultDriver::Resolve(
   const absl::string_view kind = fault.spec.kind;
   DriverAgent* agent = agents.front();  // the reference service runs next to the local agent
 
+  if (absl::StartsWith(kind, "proxy.") && role.kind == scenarios::Role::Kind::kStoreLink) {
+    // The link in front of the current primary (the replica replicates through it).
+    auto it = topology.roles.find("store.link");
+    if (it == topology.roles.end() || it->second.address.empty()) {
+      return absl::FailedPreconditionError(
+          absl::StrCat(context, ": the reference service runs no store.link"));
+    }
+    FaultSpec spec = fault.spec;
+    spec.params["listen"] = it->second.address;
+    spec.params["upstream"] = it->second.upstream;
+    return std::vector<Resolved>{
+        {agent, spec,
+         absl::StrCat("store.link ", it->second.address, " -> ", it->second.upstream)}};
+  }
   if (absl::StartsWith(kind, "proxy.")) {
     if (role.kind != scenarios::Role::Kind::kGateway) {
       return absl::InvalidArgumentError(
@@ -257,6 +271,16 @@ absl::Status FaultDriver::RevertAll() {
     }
     route_id_.clear();
   }
+  for (const std::string& id : link_ids_) {
+    for (const auto& a : agents_) {
+      if (a->name != scenarios::kLocalAgentName) continue;
+      auto response = a->client->Revert(id);
+      if (!response.ok() && response.status().code() != absl::StatusCode::kNotFound && first.ok()) {
+        first = Annotate(response.status(), "removing the store.link proxy");
+      }
+    }
+  }
+  link_ids_.clear();
   return first;
 }
 
@@ -320,6 +344,25 @@ absl::StatusOr<std::string> FaultDriver::StartGatewayRoute(const std::string& ga
   route_listen_ = listen;
   route_id_ = response->fault_id();
   return listen;
+}
+
+absl::Status FaultDriver::OpenStoreLink(const std::string& listen, const std::string& upstream) {
+  DriverAgent* local = nullptr;
+  for (const auto& a : agents_) {
+    if (a->name == scenarios::kLocalAgentName) local = a.get();
+  }
+  if (local == nullptr) return absl::FailedPreconditionError("store.link needs the local agent");
+  FaultSpec spec{.kind = "proxy.latency",
+                 .params = {{"listen", listen}, {"upstream", upstream}, {"latency", "0ms"}}};
+  auto response = local->client->Inject(
+      spec, {.lease_ttl = lease_ttl_,
+             .note = absl::StrCat("chaosdrill drill: store.link ", listen, " -> ", upstream)});
+  if (!response.ok()) {
+    return Annotate(response.status(),
+                    absl::StrCat("opening store.link ", listen, " -> ", upstream));
+  }
+  link_ids_.push_back(response->fault_id());
+  return absl::OkStatus();
 }
 
 }  // namespace chaosdrill::runner

@@ -80,6 +80,12 @@ class FaultDriver {
   // proxy faults on the gateway: load goes to the route's listen address, faults compose
   // on it. Returns the address clients should use.
   absl::StatusOr<std::string> StartGatewayRoute(const std::string& gateway_address);
+  // The reference service's replication link (ReferenceServiceOptions::open_store_link):
+  // a pass-through proxy `listen` -> `upstream` on the local agent (proxy.latency 0), held
+  // for the whole drill like the gateway route, so proxy faults on role store.link compose
+  // on it. Called from the thread that starts the reference service while the drill's
+  // thread only waits for it.
+  absl::Status OpenStoreLink(const std::string& listen, const std::string& upstream);
 
   size_t active() const { return applied_.size(); }
 
@@ -94,6 +100,7 @@ class FaultDriver {
   std::function<reference::Topology()> topology_;  // empty: no reference target
   std::string route_listen_;                       // empty: no gateway route
   std::string route_id_;                           // the route's fault id on the local agent
+  std::vector<std::string> link_ids_;              // store.link proxies on the local agent
   std::vector<AppliedFault> applied_;
 };
 

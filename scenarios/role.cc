@@ -7,8 +7,8 @@ namespace chaosdrill::scenarios {
 namespace {
 
 constexpr absl::string_view kForms =
-    "expected gateway, replica, replica[i], store.primary, store.replica, sentinel or "
-    "sentinel[i]";
+    "expected gateway, replica, replica[i], store.primary, store.replica, store.link, sentinel "
+    "or sentinel[i]";
 
 }  // namespace
 
@@ -21,6 +21,8 @@ std::string Role::ToString() const {
       return "store.primary";
     case Kind::kStoreReplica:
       return "store.replica";
+    case Kind::kStoreLink:
+      return "store.link";
     case Kind::kReplica:
       base = "replica";
       break;
@@ -36,6 +38,7 @@ absl::StatusOr<Role> ParseRole(absl::string_view text) {
   if (text == "gateway") return Role{.kind = Role::Kind::kGateway};
   if (text == "store.primary") return Role{.kind = Role::Kind::kStorePrimary};
   if (text == "store.replica") return Role{.kind = Role::Kind::kStoreReplica};
+  if (text == "store.link") return Role{.kind = Role::Kind::kStoreLink};
   absl::string_view name = text;
   std::optional<int> index;
   size_t bracket = text.find('[');

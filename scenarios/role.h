@@ -1,6 +1,7 @@
 // Names of the parts of the reference inference service that faults can target:
-// "gateway", "replica[i]", "store.primary", "store.replica", "sentinel[i]", and the
-// families "replica" and "sentinel" (pick some with target.count / target.percent).
+// "gateway", "replica[i]", "store.primary", "store.replica", "sentinel[i]", "store.link"
+// (the store's replication link, a proxy: proxy.* faults only), and the families
+// "replica" and "sentinel" (pick some with target.count / target.percent).
 // The runner resolves a Role to pids, ports and addresses through the reference
 // service's topology file.
 #pragma once
@@ -17,7 +18,7 @@ namespace chaosdrill::scenarios {
 inline constexpr int kReferenceSentinels = 3;
 
 struct Role {
-  enum class Kind { kGateway, kReplica, kStorePrimary, kStoreReplica, kSentinel };
+  enum class Kind { kGateway, kReplica, kStorePrimary, kStoreReplica, kSentinel, kStoreLink };
   Kind kind = Kind::kGateway;
   std::optional<int> index;  // replica[i] / sentinel[i]; empty for a whole family
 

@@ -213,6 +213,21 @@ class Checker {
         Error(rpath, std::string(s.message()));
         return;
       }
+      // Proxy faults act on a proxy the runner holds: the gateway route or the store's
+      // replication link; the link is nothing else (no process).
+      const bool proxy = absl::StartsWith(f.spec.kind, "proxy.");
+      const bool proxied =
+          t.role->kind == Role::Kind::kGateway || t.role->kind == Role::Kind::kStoreLink;
+      if (proxy != proxied && (proxy || t.role->kind == Role::Kind::kStoreLink)) {
+        Error(rpath, proxy ? absl::StrCat("proxy faults go on the gateway route or the store's "
+                                          "replication link; expected role gateway or "
+                                          "store.link, found \"",
+                                          t.role->ToString(), "\"")
+                           : absl::StrCat("store.link is the replication link (a proxy): only "
+                                          "proxy.* faults act on it, found kind ",
+                                          f.spec.kind));
+        return;
+      }
       if (!t.role->is_family() && (t.count || t.percent)) {
         Error(path + (t.count ? ".count" : ".percent"),
               absl::StrCat("count and percent choose among several matches, but role \"",

@@ -257,8 +257,17 @@ TEST_CASE("fault targets: roles, agents, selectors, blast radius", "[scenarios]"
        "faults[0].target.role", "the index must be a non-negative integer in brackets"},
       {"role unknown", Fault("name: k, kind: process.kill, at: 15s, target: {role: worker}"), 7, 59,
        "faults[0].target.role",
-       "expected gateway, replica, replica[i], store.primary, store.replica, sentinel or "
-       "sentinel[i]; found \"worker\""},
+       "expected gateway, replica, replica[i], store.primary, store.replica, store.link, "
+       "sentinel or sentinel[i]; found \"worker\""},
+      {"store.link takes proxy faults only",
+       Fault("name: k, kind: process.kill, at: 15s, target: {role: store.link}"), 7, 59,
+       "faults[0].target.role",
+       "store.link is the replication link (a proxy): only proxy.* faults act on it, found "
+       "kind process.kill"},
+      {"proxy faults only on the gateway or store.link",
+       Fault("name: k, kind: proxy.latency, at: 15s, duration: 1s, latency: 10ms, "
+             "target: {role: \"replica[0]\"}"),
+       7, 89, "faults[0].target.role", "expected role gateway or store.link, found \"replica[0]\""},
       {"replica index out of range",
        Fault("name: k, kind: process.kill, at: 15s, target: {role: \"replica[3]\"}"), 7, 59,
        "faults[0].target.role",
