@@ -278,20 +278,28 @@ h2{break-after:avoid}tr,svg,.verdict{break-inside:avoid}pre{max-height:none}
 
 std::string RenderHtml(const RunRecord& r) {
   const AnalysisResult& a = r.analysis;
-  const char* cls = r.exit_status == ExitStatus::kPassed      ? "passed"
+  // A record written mid-drill is incomplete whatever its status so far says.
+  const char* cls = r.in_progress                             ? "other incomplete"
+                    : r.exit_status == ExitStatus::kPassed    ? "passed"
                     : r.exit_status == ExitStatus::kSloFailed ? "failed"
                                                               : "other";
+  const std::string badge = r.in_progress ? "INCOMPLETE" : VerdictWords(r.exit_status);
   std::string h = absl::StrCat(
       "<!DOCTYPE html>\n<html lang=\"en\">\n<head>\n<meta charset=\"utf-8\">\n"
       "<meta name=\"viewport\" content=\"width=device-width, initial-scale=1\">\n"
       "<title>",
-      E(r.scenario_name), " — ", VerdictWords(r.exit_status), " — chaosdrill</title>\n",
-      ReportStyle(), "</head>\n<body>\n<main>\n");
-  absl::StrAppend(&h, "<header class=\"verdict ", cls, "\"><span class=\"badge\">",
-                  VerdictWords(r.exit_status), "</span><h1>", E(r.scenario_name),
-                  "</h1><span class=\"muted\">run <code>", E(r.run_id), "</code> · ",
-                  Rfc3339(r.started_unix_ns), " · ", E(r.target), "</span>");
-  if (r.exit_status != ExitStatus::kPassed && !r.exit_reason.empty()) {
+      E(r.scenario_name), " — ", RecordVerdict(r), " — chaosdrill</title>\n", ReportStyle(),
+      "</head>\n<body>\n<main>\n");
+  absl::StrAppend(&h, "<header class=\"verdict ", cls, "\"><span class=\"badge\">", badge,
+                  "</span><h1>", E(r.scenario_name), "</h1><span class=\"muted\">run <code>",
+                  E(r.run_id), "</code> · ", Rfc3339(r.started_unix_ns), " · ", E(r.target),
+                  "</span>");
+  if (r.in_progress) {
+    absl::StrAppend(&h, "<p class=\"reason\"><b>", kIncompleteVerdict,
+                    ".</b> This record was written while the drill ran (", E(r.exit_reason),
+                    "); every figure below is a partial analysis of what had settled by "
+                    "then.</p>");
+  } else if (r.exit_status != ExitStatus::kPassed && !r.exit_reason.empty()) {
     absl::StrAppend(&h, "<p class=\"reason\">", E(r.exit_reason), "</p>");
   }
   absl::StrAppend(&h, "</header>\n<section class=\"kpis\">");

@@ -2,6 +2,7 @@
 
 #include <vector>
 
+#include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_format.h"
 #include "reports/report_format.h"
@@ -11,28 +12,46 @@ namespace chaosdrill::reports {
 namespace {
 
 struct Case {
-  std::string name;
+  std::string name;     // stable across runs: no measured value (docs/architecture.md)
   std::string failure;  // empty: passed
-  std::string detail;   // element text
+  std::string detail;   // <system-out>: what was measured
   bool error = false;   // <error> (did not run properly) rather than <failure>
 };
+
+// "slo availability ≥ 0.99", "slo rto[kill-one] ≤ 3s", "slo alert[X after f]: fired within
+// 30s": the check, with its target and never its measured value.
+std::string SloCaseName(const SloVerdict& v) {
+  constexpr char kLe[] = " \xE2\x89\xA4 ";  // ≤
+  constexpr char kGe[] = " \xE2\x89\xA5 ";  // ≥
+  if (v.name == "availability") return absl::StrCat("slo ", v.name, kGe, v.target);
+  if (v.name == "rpo") return absl::StrCat("slo rpo", kLe, v.target, " lost writes");
+  if (v.name == "p99" || v.name == "error_budget" || v.name == "rto" ||
+      absl::StartsWith(v.name, "rto[")) {
+    return absl::StrCat("slo ", v.name, kLe, v.target);
+  }
+  return absl::StrCat("slo ", v.name, ": ", v.target);  // alert[...]: "fired within 30s"
+}
 
 }  // namespace
 
 std::string RenderJunit(const RunRecord& record, const std::string& report_path) {
   std::vector<Case> cases;
-  bool completed =
-      record.exit_status == ExitStatus::kPassed || record.exit_status == ExitStatus::kSloFailed;
+  const bool completed = !record.in_progress && (record.exit_status == ExitStatus::kPassed ||
+                                                 record.exit_status == ExitStatus::kSloFailed);
   Case drill{.name = "drill completed"};
   if (!completed) {
     drill.error = true;
-    drill.failure = absl::StrCat(VerdictWords(record.exit_status), ": ", record.exit_reason);
+    drill.failure = absl::StrCat(RecordVerdict(record), ": ", record.exit_reason);
   }
   cases.push_back(drill);
+  // A record written mid-drill has the analysis of what had settled then.
+  const std::string partial =
+      record.in_progress ? "partial analysis (the runner stopped before the drill ended): " : "";
   for (const SloVerdict& v : record.analysis.slos) {
-    Case c{.name = absl::StrCat("slo ", v.name, ": measured ", v.measured, ", target ", v.target)};
+    Case c{.name = SloCaseName(v),
+           .detail = absl::StrCat("measured ", v.measured, ", target ", v.target)};
     if (!v.pass) {
-      c.failure = absl::StrCat("measured ", v.measured, ", target ", v.target,
+      c.failure = absl::StrCat(partial, "measured ", v.measured, ", target ", v.target,
                                v.reason.empty() ? "" : ": ", v.reason);
     }
     cases.push_back(std::move(c));
@@ -41,17 +60,22 @@ std::string RenderJunit(const RunRecord& record, const std::string& report_path)
     const FaultEvent& f = record.faults[i];
     const FaultResult* r = ResultFor(record, i);
     bool ok = false;
-    std::string outcome = FaultOutcome(record, f, r, &ok);
-    Case c{.name = absl::StrCat("fault ", f.name, " ", outcome)};
+    const std::string outcome = FaultOutcome(record, f, r, &ok);
+    const SloVerdict* rto = RtoVerdictFor(record.analysis, f.name);
+    Case c{.name = absl::StrCat("fault ", f.name, ": ",
+                                rto != nullptr && TargetNs(*rto)
+                                    ? absl::StrCat("RTO \xE2\x89\xA4 ", rto->target)
+                                    : "recovers")};
     if (f.inject_failed) c.error = true;
     if (!ok) {
-      c.failure = absl::StrCat(f.kind, " on ", f.target, " injected at ",
+      c.failure = absl::StrCat(partial, f.kind, " on ", f.target, " injected at ",
                                HumanDuration(f.injected_ns), ": ", outcome);
     }
+    c.detail = outcome;
     if (r != nullptr && r->impact) {
-      c.detail =
-          absl::StrCat("time to impact ", HumanDuration(r->time_to_impact_ns), ", outage ",
-                       HumanDuration(r->outage_ns), ", failed requests ", r->failed_requests);
+      absl::StrAppend(&c.detail, "; time to impact ", HumanDuration(r->time_to_impact_ns),
+                      ", outage ", HumanDuration(r->outage_ns), ", failed requests ",
+                      r->failed_requests);
     }
     cases.push_back(std::move(c));
   }
@@ -79,7 +103,8 @@ std::string RenderJunit(const RunRecord& record, const std::string& report_path)
   property("report", report_path);
   property("scenario_file", record.scenario_file);
   property("target", record.target);
-  property("exit_status", ExitStatusName(record.exit_status));
+  property("exit_status",
+           record.in_progress ? "running" : std::string(ExitStatusName(record.exit_status)));
   property("chaosdrill_version", record.environment.chaosdrill_version);
   absl::StrAppend(&out, "    </properties>\n");
   for (const Case& c : cases) {

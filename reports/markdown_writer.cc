@@ -9,8 +9,9 @@ namespace {
 
 constexpr size_t kMaxFaultRows = 50;
 
-std::string Icon(ExitStatus status) {
-  switch (status) {
+std::string Icon(const RunRecord& r) {
+  if (r.in_progress) return "\xE2\x9A\xA0\xEF\xB8\x8F";  // ⚠️
+  switch (r.exit_status) {
     case ExitStatus::kPassed:
       return "\xE2\x9C\x85";  // ✅
     case ExitStatus::kSloFailed:
@@ -24,13 +25,19 @@ std::string Icon(ExitStatus status) {
 
 std::string RenderMarkdown(const RunRecord& r, const std::string& links) {
   const AnalysisResult& a = r.analysis;
-  std::string out = absl::StrCat("### ", Icon(r.exit_status), " ", MarkdownCell(r.scenario_name),
-                                 ": ", VerdictWords(r.exit_status), "\n\n");
+  std::string out = absl::StrCat("### ", Icon(r), " ", MarkdownCell(r.scenario_name), ": ",
+                                 RecordVerdict(r), "\n\n");
   absl::StrAppend(&out, "Run `", MarkdownCell(r.run_id), "` · ", Rfc3339(r.started_unix_ns), " · ",
                   MarkdownCell(r.target.empty() ? "target unknown" : r.target), " · ",
                   WithCommas(a.requests), " requests, availability ",
                   absl::StrFormat("%.4f", a.availability), ", p99 ", HumanDuration(a.p99_ns), "\n");
-  if (r.exit_status != ExitStatus::kPassed && !r.exit_reason.empty()) {
+  if (r.in_progress) {
+    absl::StrAppend(&out,
+                    "\n> This record was written while the drill ran and the runner stopped "
+                    "before it ended (",
+                    MarkdownCell(r.exit_reason),
+                    "). Every figure below is a partial analysis of what had settled by then.\n");
+  } else if (r.exit_status != ExitStatus::kPassed && !r.exit_reason.empty()) {
     absl::StrAppend(&out, "\n> ", MarkdownCell(r.exit_reason), "\n");
   }
   if (!a.slos.empty()) {

@@ -160,6 +160,10 @@ std::string VerdictWords(ExitStatus status) {
   return "unknown";
 }
 
+std::string RecordVerdict(const RunRecord& record) {
+  return record.in_progress ? kIncompleteVerdict : VerdictWords(record.exit_status);
+}
+
 const FaultResult* ResultFor(const RunRecord& record, size_t index) {
   const std::string& fault = record.faults.at(index).name;
   if (index < record.analysis.faults.size() && record.analysis.faults[index].name == fault) {

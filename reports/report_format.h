@@ -31,6 +31,12 @@ std::optional<int64_t> TargetNs(const SloVerdict& verdict);
 
 // "passed", "SLO failed", "aborted", "invalid", "infrastructure error".
 std::string VerdictWords(ExitStatus status);
+// The verdict of a record: VerdictWords(exit_status), or for a record written mid-drill
+// (in_progress: the runner stopped, or is still running) kIncompleteVerdict, whatever its
+// status so far says.
+inline constexpr char kIncompleteVerdict[] =
+    "INCOMPLETE \xE2\x80\x94 the runner stopped before the drill ended";  // U+2014
+std::string RecordVerdict(const RunRecord& record);
 
 // Fault outcome in one line, e.g. "recovered in 1.84s ≤ 3s", "did not recover within the
 // observe window", "no impact", "could not be injected: <error>". `ok` receives whether

@@ -5,6 +5,7 @@
 #include <chrono>
 #include <cstdlib>
 #include <fstream>
+#include <regex>
 #include <sstream>
 
 #include "reports/html_writer.h"
@@ -74,6 +75,88 @@ TEST_CASE("JUnit parses with Python's xml library and counts add up", "[reports]
   // 1 drill case + 2 SLOs + 2 faults; rto SLO fails, slow-net fault fails.
   CHECK_THAT(out.out, Catch::StartsWith("5 2 0 5 2 0\nreplica-kill<&>\"'\xEF\xBF\xBD bad bytes\n"
                                         "kill-20261123T190500Z-ab12\n"));
+}
+
+TEST_CASE("JUnit testcase names stay the same when the measured values change",
+          "[reports][junit]") {
+  // CI test history keys on classname + name: a name with a measured value would be a new
+  // test every night. The values go into the failure message and <system-out>.
+  RunRecord a = testing::SyntheticDrill({.duration_s = 40, .faults = 2});
+  RunRecord b = a;
+  b.analysis.faults[0].rto_ns = 2'470'000'000;
+  b.analysis.faults[0].recovered_ns = b.faults[0].injected_ns + 2'470'000'000;
+  b.analysis.faults[1].recovered = false;
+  b.analysis.slos[0] = {.name = "rto",
+                        .target = "3s",
+                        .measured = "unrecovered",
+                        .pass = false,
+                        .reason = "fault slow-net-1 did not recover"};
+  b.analysis.slos[2].measured = "0.9123";
+  b.analysis.slos[2].pass = false;
+  auto names = [](const std::string& xml) {
+    std::vector<std::string> out;
+    std::regex name("<testcase classname=\"([^\"]*)\" name=\"([^\"]*)\"");
+    for (auto it = std::sregex_iterator(xml.begin(), xml.end(), name); it != std::sregex_iterator();
+         ++it) {
+      out.push_back((*it)[1].str() + " / " + (*it)[2].str());
+    }
+    return out;
+  };
+  const std::string ja = RenderJunit(a), jb = RenderJunit(b);
+  const std::vector<std::string> na = names(ja);
+  for (const std::string& n : na) UNSCOPED_INFO(n);
+  CHECK(na == names(jb));
+  CHECK(na == std::vector<std::string>{
+                  "chaosdrill.replica-kill-under-load / drill completed",
+                  "chaosdrill.replica-kill-under-load / slo rto \xE2\x89\xA4 3s",
+                  "chaosdrill.replica-kill-under-load / slo rpo \xE2\x89\xA4 0 lost writes",
+                  "chaosdrill.replica-kill-under-load / slo availability \xE2\x89\xA5 0.99",
+                  "chaosdrill.replica-kill-under-load / fault kill-one: RTO \xE2\x89\xA4 3s",
+                  "chaosdrill.replica-kill-under-load / fault slow-net-1: RTO \xE2\x89\xA4 3s"});
+  // The measured values are in the output: system-out always, the failure message on failure.
+  CHECK_THAT(ja, Catch::Contains("<system-out>recovered in 1.84s \xE2\x89\xA4 3s; time to "
+                                 "impact 0s, outage 1.84s, failed requests 368</system-out>"));
+  CHECK_THAT(jb, Catch::Contains("<system-out>recovered in 2.47s \xE2\x89\xA4 3s;"));
+  CHECK_THAT(jb, Catch::Contains("<failure message=\"measured 0.9123, target 0.99\""));
+  CHECK_THAT(jb, Catch::Contains("<system-out>measured 0.9123, target 0.99</system-out>"));
+  CHECK_THAT(jb, Catch::Contains("injected at 18s: did not recover before the observe window "
+                                 "ended\" type=\"slo\">"));
+}
+
+TEST_CASE("an in-progress record renders as an incomplete run, an error in JUnit",
+          "[reports][junit][markdown][html]") {
+  // What a runner that died mid-drill leaves: in_progress, its status so far "passed".
+  RunRecord r = testing::SmallRecord();
+  r.in_progress = true;
+  r.exit_status = ExitStatus::kPassed;
+  r.exit_reason = "in progress: faults phase at 12s (a runner that died leaves its record so)";
+  r.analysis.slos_met = true;
+  for (SloVerdict& v : r.analysis.slos) v.pass = true;
+  const std::string md = RenderMarkdown(r);
+  INFO(md);
+  CHECK_THAT(md, Catch::StartsWith("### \xE2\x9A\xA0\xEF\xB8\x8F replica-kill: INCOMPLETE "
+                                   "\xE2\x80\x94 the runner stopped before the drill ended\n"));
+  CHECK_THAT(md, Catch::Contains("faults phase at 12s") && Catch::Contains("partial analysis"));
+  CHECK_THAT(md, !Catch::Contains("passed"));
+  const std::string html = RenderHtml(r);
+  CHECK_THAT(html, Catch::Contains("<header class=\"verdict other incomplete\"><span "
+                                   "class=\"badge\">INCOMPLETE</span>"));
+  CHECK_THAT(html, Catch::Contains("the runner stopped before the drill ended") &&
+                       Catch::Contains("faults phase at 12s"));
+  CHECK_THAT(html, !Catch::Contains(">passed<") && !Catch::Contains("— passed —"));
+  chaosdrill::testing::TempDir dir;
+  const std::string junit = RenderJunit(r);
+  chaosdrill::testing::CommandResult out = ParseJunit(dir.Write("running.xml", junit));
+  INFO(out.err);
+  REQUIRE(out.exit_code == 0);
+  // 1 drill case (an error) + 2 SLOs (passing so far) + 2 faults (slow-net unrecovered so
+  // far: a failure, marked partial).
+  CHECK_THAT(out.out, Catch::StartsWith("5 1 1 5 1 1\n"));
+  CHECK_THAT(junit, Catch::Contains("<error message=\"INCOMPLETE \xE2\x80\x94 the runner "
+                                    "stopped before the drill ended: in progress: faults phase"));
+  CHECK_THAT(junit, Catch::Contains("<property name=\"exit_status\" value=\"running\"/>"));
+  CHECK_THAT(junit, Catch::Contains("partial analysis (the runner stopped before the drill "
+                                    "ended): proxy.latency on gateway"));
 }
 
 TEST_CASE("empty and aborted records render", "[reports][junit][markdown]") {
