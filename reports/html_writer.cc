@@ -19,6 +19,9 @@ constexpr size_t kMaxFaultLabels = 40;  // labels on the chart
 constexpr int kW = 1200;                // SVG user units
 constexpr int kLeft = 64, kRight = 64, kTop = 34;
 constexpr int kPanel = 170, kGap = 46;
+// Probe strips, between the panels: one row per probe (at most kMaxProbeStrips).
+constexpr int kStripTop = 26, kStripRow = 20, kStrip = 10;
+constexpr size_t kMaxProbeStrips = 24;
 
 struct Window {
   uint64_t count = 0;
@@ -92,7 +95,9 @@ std::string RenderTimelineSvg(const RunRecord& r) {
   auto X = [&](int64_t t) {
     return kLeft + plot_w * std::clamp<double>(static_cast<double>(t) / duration, 0, 1);
   };
-  const int top1 = kTop, top2 = kTop + kPanel + kGap, bottom = top2 + kPanel;
+  const size_t strips = std::min(r.probes.size(), kMaxProbeStrips);
+  const int strips_h = strips == 0 ? 0 : kStripTop + kStripRow * static_cast<int>(strips) - 12;
+  const int top1 = kTop, top2 = kTop + kPanel + kGap + strips_h, bottom = top2 + kPanel;
   const int height = bottom + 30;
   auto Y1 = [&](double rps) { return top1 + kPanel - kPanel * rps / max_rps; };
   auto Yerr = [&](double ratio) { return top1 + kPanel - kPanel * ratio; };
@@ -216,6 +221,46 @@ std::string RenderTimelineSvg(const RunRecord& r) {
         return x.latency.ValueAtQuantile(0.99) / 1e6;
       },
       Y2);
+  // Probe strips: a row per probe, red where its samples failed (a sample covers the time
+  // to the next one, the last one `every`), and a marker wherever an alert started firing.
+  for (size_t p = 0; p < strips; ++p) {
+    const ProbeSeries& probe = r.probes[p];
+    const int y = top1 + kPanel + kStripTop + kStripRow * static_cast<int>(p);
+    const bool is_alert = probe.kind == "alert";
+    absl::StrAppend(&s, "<text class=\"probe-label\" x=\"", kLeft - 6, "\" y=\"", y + kStrip - 1,
+                    "\" text-anchor=\"end\">", E(probe.name.substr(0, 9)),
+                    probe.name.size() > 9 ? "\xE2\x80\xA6" : "", "<title>", E(probe.name), " (",
+                    E(probe.kind), "): ", E(probe.check), "</title></text>");
+    absl::StrAppend(&s, "<rect class=\"probe-strip\" x=\"", kLeft, "\" y=\"", y, "\" width=\"",
+                    F(plot_w), "\" height=\"", kStrip, "\"><title>probe ", E(probe.name), " (",
+                    E(probe.kind), ", every ", HumanDuration(probe.every_ns), ")</title></rect>\n");
+    const std::vector<ProbeSample>& samples = probe.samples;
+    for (size_t i = 0; i < samples.size();) {
+      if (samples[i].ok) {
+        ++i;
+        continue;
+      }
+      size_t j = i;  // [i, j]: a run of failing samples
+      while (j + 1 < samples.size() && !samples[j + 1].ok) ++j;
+      const int64_t from = samples[i].t_ns;
+      const int64_t to = j + 1 < samples.size()
+                             ? samples[j + 1].t_ns
+                             : samples[j].t_ns + std::max<int64_t>(probe.every_ns, 1);
+      const double x0 = X(from), x1 = std::max(X(to), x0 + 1);
+      absl::StrAppend(&s, "<rect class=\"probe-fail\" x=\"", F(x0), "\" y=\"", y, "\" width=\"",
+                      F(x1 - x0), "\" height=\"", kStrip, "\"><title>", E(probe.name), " ",
+                      is_alert ? "firing" : "failing", " ", HumanDuration(from), " \xE2\x80\x93 ",
+                      HumanDuration(to), ": ", E(samples[i].message), "</title></rect>\n");
+      if (is_alert) {
+        absl::StrAppend(&labels, "<line class=\"alert-marker\" x1=\"", F(x0), "\" x2=\"", F(x0),
+                        "\" y1=\"", top1, "\" y2=\"", y + kStrip, "\"/>",
+                        "<text class=\"alert-label\" x=\"", F(x0 + 3), "\" y=\"", y - 2,
+                        "\">alert ", E(probe.alert), " fired<title>", E(probe.alert),
+                        " first seen firing at ", HumanDuration(from), "</title></text>\n");
+      }
+      i = j + 1;
+    }
+  }
   absl::StrAppend(&s, labels, "</svg>\n");
   return s;
 }
@@ -224,10 +269,12 @@ std::string ReportStyle() {
   return R"(<style>
 :root{--bg:#fff;--fg:#1f2328;--muted:#59636e;--line:#d1d9e0;--card:#f6f8fa;--ok:#1a7f37;
 --bad:#cf222e;--warn:#9a6700;--rps:#0969da;--err:#cf222e;--p50:#1a7f37;--p99:#bc4c00;
---band:rgba(212,167,44,.22);--bandline:#bf8700;color-scheme:light dark}
+--band:rgba(212,167,44,.22);--bandline:#bf8700;--probe-ok:rgba(26,127,55,.35);
+color-scheme:light dark}
 @media (prefers-color-scheme:dark){:root{--bg:#0d1117;--fg:#e6edf3;--muted:#9198a1;
 --line:#3d444d;--card:#151b23;--ok:#3fb950;--bad:#f85149;--warn:#d29922;--rps:#4493f8;
---err:#f85149;--p50:#3fb950;--p99:#f0883e;--band:rgba(210,153,34,.22);--bandline:#d29922}}
+--err:#f85149;--p50:#3fb950;--p99:#f0883e;--band:rgba(210,153,34,.22);--bandline:#d29922;
+--probe-ok:rgba(63,185,80,.35)}}
 *{box-sizing:border-box}
 body{margin:0;background:var(--bg);color:var(--fg);font:15px/1.45 system-ui,-apple-system,
 "Segoe UI",Roboto,sans-serif}
@@ -254,6 +301,7 @@ code{overflow-wrap:anywhere}
 .legend{display:flex;flex-wrap:wrap;gap:4px 16px;font-size:13px;margin:4px 0}
 .legend i{display:inline-block;width:18px;height:3px;vertical-align:middle;margin-right:4px}
 .legend .band{height:12px;background:var(--band);border:1px solid var(--bandline)}
+.legend .strip{height:10px;background:var(--probe-ok)}.legend .strip.fail{background:var(--bad)}
 svg.timeline{width:100%;height:auto;display:block}
 svg .panel{fill:none;stroke:var(--line)}svg .grid{stroke:var(--line);stroke-dasharray:2 4}
 svg text{fill:var(--muted);font-size:12px}svg .title{fill:var(--fg);font-size:13px}
@@ -264,6 +312,10 @@ svg .fault-band.failed{fill:none;stroke:var(--bad);stroke-dasharray:3 3}
 svg .fault-label{fill:var(--fg);font-weight:600}
 svg .rto-marker{stroke:var(--bad);stroke-width:1.5;stroke-dasharray:4 3}
 svg .rto-label{fill:var(--bad);font-weight:600}
+svg .probe-strip{fill:var(--probe-ok);stroke:var(--line);stroke-width:.5}
+svg .probe-fail{fill:var(--bad)}svg .probe-label{font-size:11px}
+svg .alert-marker{stroke:var(--warn);stroke-width:1.5;stroke-dasharray:2 2}
+svg .alert-label{fill:var(--warn);font-size:11px;font-weight:600}
 svg path{fill:none;stroke-width:1.6;stroke-linejoin:round}
 .s-rps{stroke:var(--rps)}.s-err{stroke:var(--err)}.s-p50{stroke:var(--p50)}.s-p99{stroke:var(--p99)}
 dl{display:grid;grid-template-columns:max-content 1fr;gap:2px 12px}dt{color:var(--muted)}dd{margin:0;overflow-wrap:anywhere}
@@ -326,9 +378,13 @@ std::string RenderHtml(const RunRecord& r) {
                   "<span><i style=\"background:var(--p50)\"></i>p50</span>"
                   "<span><i style=\"background:var(--p99)\"></i>p99</span>"
                   "<span><i class=\"band\"></i>fault active</span>"
-                  "<span><i style=\"background:var(--bad)\"></i>recovered (RTO)</span>"
-                  "</div>\n",
-                  RenderTimelineSvg(r));
+                  "<span><i style=\"background:var(--bad)\"></i>recovered (RTO)</span>",
+                  r.probes.empty() ? ""
+                                   : "<span><i class=\"strip\"></i>probe ok</span>"
+                                     "<span><i class=\"strip fail\"></i>probe failing</span>"
+                                     "<span><i style=\"background:var(--warn)\"></i>alert "
+                                     "fired</span>",
+                  "</div>\n", RenderTimelineSvg(r));
 
   absl::StrAppend(&h, "<h2>SLOs</h2>\n");
   if (a.slos.empty()) {

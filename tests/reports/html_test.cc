@@ -55,6 +55,26 @@ TEST_CASE("HTML report has no external references", "[reports][html]") {
   CHECK(Count(html, "<script") == 0);
   CHECK(Count(html, "<link") == 0);
   CHECK(Count(html, "class=\"fault-band") == 2);
+  CHECK(Count(html, "class=\"probe-strip\"") == 0);
+}
+
+TEST_CASE("HTML timeline: a strip per probe, red where failing, a marker where an alert fired",
+          "[reports][html]") {
+  RunRecord r = testing::SyntheticDrill({.duration_s = 40, .faults = 2, .probes = true});
+  std::string html = RenderHtml(r);
+  CHECK(Count(html, "class=\"probe-strip\"") == 2);
+  // "ready" fails during each of the 2 outages; the alert fires once (13 s to 16 s).
+  CHECK(Count(html, "class=\"probe-fail\"") == 3);
+  CHECK(Count(html, "class=\"alert-marker\"") == 1);
+  CHECK_THAT(html, Catch::Contains(">alert ReplicaDown fired<title>ReplicaDown first seen "
+                                   "firing at 13s</title>"));
+  CHECK_THAT(html, Catch::Contains("<title>replica-down firing 13s \xE2\x80\x93 16s: alert "
+                                   "ReplicaDown firing (1 series)</title>"));
+  CHECK_THAT(html, Catch::Contains("probe failing"));  // legend
+  // The strips sit between the panels: the latency panel moves down by the strip block.
+  RunRecord plain = testing::SyntheticDrill({.duration_s = 40, .faults = 2});
+  CHECK_THAT(RenderHtml(plain), Catch::Contains("viewBox=\"0 0 1200 450\""));
+  CHECK_THAT(html, Catch::Contains("viewBox=\"0 0 1200 504\""));
 }
 
 // Injected right after <head> of a copy of the page under test (the report itself has no
@@ -276,9 +296,10 @@ TEST_CASE("HTML report renders in headless Chromium with one band per fault",
     RunRecord record;
   };
   RunRecord nasty = testing::SmallRecord(true);
-  std::vector<Page> pages = {{"drill", testing::SyntheticDrill({.duration_s = 60, .faults = 3})},
-                             {"small", nasty},
-                             {"empty", testing::EmptyRecord()}};
+  std::vector<Page> pages = {
+      {"drill", testing::SyntheticDrill({.duration_s = 60, .faults = 3, .probes = true})},
+      {"small", nasty},
+      {"empty", testing::EmptyRecord()}};
   for (const Page& p : pages) {
     INFO(p.name);
     const std::string html = RenderHtml(p.record);
@@ -294,6 +315,10 @@ TEST_CASE("HTML report renders in headless Chromium with one band per fault",
     CHECK(desk.console.empty());
     CHECK(desk.dark == "false");
     CHECK(Count(desk.dom, "class=\"fault-band") == p.record.faults.size());
+    CHECK(Count(desk.dom, "class=\"probe-strip\"") == p.record.probes.size());
+    size_t alerts = 0;
+    for (const ProbeSeries& probe : p.record.probes) alerts += probe.kind == "alert" ? 1 : 0;
+    CHECK(Count(desk.dom, "class=\"alert-marker\"") == alerts);  // each fires once here
 
     // Phone width: no horizontal scrolling of the page (wide tables scroll in their box).
     const std::string framed = dir.Write(p.name + ".phone.html", InPhoneFrame(html));
