@@ -80,7 +80,8 @@ int RunDrillCommand(int argc, char** argv) {
   app.add_option("--report-dir", report_dir,
                  "Write records and reports here (default: report.dir)");
   app.add_option("--progress", progress,
-                 "auto (live line on a terminal), plain (a line a second), none")
+                 "auto (live line on a terminal), plain (a line a second), none (no "
+                 "progress or event lines; the local agent logs only errors)")
       ->check(CLI::IsMember({"auto", "plain", "none"}));
   app.add_option("--events", events, "Append every event as a JSON line to this file");
   app.add_flag("--dry-run", dry_run, "Validate, start agents, run preflight; change nothing");

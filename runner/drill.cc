@@ -7,6 +7,7 @@
 #include <algorithm>
 #include <cerrno>
 #include <cstdio>
+#include <cstdlib>
 #include <cstring>
 #include <filesystem>
 #include <fstream>
@@ -252,6 +253,12 @@ absl::Status Drill::StartAgents() {
     agent::LocalAgentOptions lo;
     std::string binary = o_.chaosdrill_binary.empty() ? "/proc/self/exe" : o_.chaosdrill_binary;
     lo.command = {binary, "agent", "serve"};
+    // Its log shares our stderr: with --progress none only its errors, otherwise warnings
+    // and errors (its info lines, each fault applied and reverted, repeat the drill's own
+    // events). CHAOSDRILL_LOG, when set, is the user's choice for both processes.
+    if (std::getenv("CHAOSDRILL_LOG") == nullptr) {
+      lo.log_level = o_.progress == ProgressMode::kNone ? "error" : "warn";
+    }
     // A local drill targets this machine's own processes, resolved by the runner from the
     // reference topology; PID 1, the agent and its parent stay protected regardless.
     lo.extra_config = o_.local_agent_config.empty()

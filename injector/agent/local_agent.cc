@@ -10,6 +10,7 @@
 
 #include <filesystem>
 
+#include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
 #include "common/status.h"
 #include "injector/agent/pki.h"
@@ -78,6 +79,19 @@ absl::StatusOr<std::unique_ptr<LocalAgent>> LocalAgent::Start(const LocalAgentOp
   std::vector<char*> cargv;
   for (auto& a : argv) cargv.push_back(a.data());
   cargv.push_back(nullptr);
+  // The environment, built before fork (the child may only make async-signal-safe calls):
+  // ours, with CHAOSDRILL_LOG replaced when a level is given.
+  std::vector<std::string> env;
+  for (char** e = environ; *e != nullptr; ++e) {
+    if (!options.log_level.empty() && absl::StartsWith(*e, "CHAOSDRILL_LOG=")) {
+      continue;
+    }
+    env.emplace_back(*e);
+  }
+  if (!options.log_level.empty()) env.push_back("CHAOSDRILL_LOG=" + options.log_level);
+  std::vector<char*> cenv;
+  for (auto& e : env) cenv.push_back(e.data());
+  cenv.push_back(nullptr);
   pid_t parent = ::getpid();
   pid_t pid = ::fork();
   if (pid < 0) {
@@ -96,7 +110,7 @@ absl::StatusOr<std::unique_ptr<LocalAgent>> LocalAgent::Start(const LocalAgentOp
     sigset_t none;
     sigemptyset(&none);
     ::sigprocmask(SIG_SETMASK, &none, nullptr);
-    ::execv(cargv[0], cargv.data());
+    ::execve(cargv[0], cargv.data(), cenv.data());
     ::_exit(127);
   }
   agent->pid_ = pid;

@@ -32,6 +32,9 @@ struct LocalAgentOptions {
   std::string tcp_listen;
   std::string tls_ca, tls_cert, tls_key;
   absl::Duration start_timeout = absl::Seconds(20);
+  // The child's log level (CHAOSDRILL_LOG in its environment: "debug", "info", "warn",
+  // "error"); its log goes to the runner's stderr. Empty: inherited from this process.
+  std::string log_level;
 };
 
 class LocalAgent {

@@ -228,7 +228,8 @@ std::optional<nlohmann::json> FindEventLine(const std::string& path, const std::
 struct RunnerProcess {
   pid_t pid = -1;
   std::string out, err;
-  RunnerProcess(const TempDir& dir, const std::vector<std::string>& args) {
+  RunnerProcess(const TempDir& dir, const std::vector<std::string>& args,
+                const std::vector<std::string>& extra_env = {}) {
     out = dir.path() + "/runner.out";
     err = dir.path() + "/runner.err";
     std::vector<std::string> argv = {ChaosdrillBinary(), "run"};
@@ -239,6 +240,7 @@ struct RunnerProcess {
     std::string tmpdir = absl::StrCat("TMPDIR=", dir.path());
     std::vector<std::string> env = {tmpdir, "PATH=/usr/local/bin:/usr/bin:/bin:/usr/sbin:/sbin",
                                     "NO_COLOR=1"};
+    env.insert(env.end(), extra_env.begin(), extra_env.end());
     std::vector<char*> cenv;
     for (auto& e : env) cenv.push_back(e.data());
     cenv.push_back(nullptr);
@@ -771,6 +773,48 @@ TEST_CASE("progress: plain prints a line a second, none prints nothing",
     // No event lines ("[   2.00s] phase: ...") either.
     CHECK_FALSE(std::regex_search(err, std::regex("(^|\n)\\[ *[0-9.]+s\\] ")));
     CHECK_THAT(ReadAll(runner.out), Catch::Contains("PASSED"));
+  }
+}
+
+TEST_CASE("the local agent logs only errors under --progress none and no info lines under plain",
+          "[runner][drill][progress]") {
+  OipServer server;
+  Sleeper sleeper;
+  TempDir dir;
+  // A fault through the local agent: at info level it logs "applied" and "reverted".
+  std::string file = dir.Write(
+      "agent-log.yaml",
+      EndpointScenario("agent-log", server.address(),
+                       absl::StrCat("faults:\n  - {name: hang, kind: process.pause, at: 1s, "
+                                    "duration: 500ms, target: {agent: local}, pid: ",
+                                    sleeper.pid, "}\n"),
+                       "{baseline: 1s, observe: 2s, hold: 500ms}"));
+  const std::regex any_log(R"((^|\n)\d{4}-\d\d-\d\dT[0-9:.]+Z [DIWE] )");
+  const std::regex info_log(R"((^|\n)\d{4}-\d\d-\d\dT[0-9:.]+Z [DI] )");
+  auto run = [&](const std::string& progress, const std::vector<std::string>& env) {
+    RunnerProcess runner(
+        dir, {file, "--report-dir", dir.path() + "/" + progress, "--progress", progress}, env);
+    CHECK(runner.Wait(absl::Seconds(60)) == 0);
+    return ReadAll(runner.err);
+  };
+  {
+    // The control: asked for info, the agent's lines are there (so the checks below can fail).
+    std::string err = run("plain", {"CHAOSDRILL_LOG=info"});
+    INFO(err);
+    CHECK(std::regex_search(err, std::regex("Z I agent: applied ")));
+    CHECK(std::regex_search(err, std::regex("Z I agent: reverted ")));
+  }
+  {
+    std::string err = run("plain", {});
+    INFO(err);
+    CHECK_FALSE(std::regex_search(err, info_log));
+    CHECK_THAT(err, Catch::Contains("inject hang"));  // the drill's own event lines stay
+  }
+  {
+    std::string err = run("none", {});
+    INFO(err);
+    CHECK_FALSE(std::regex_search(err, any_log));
+    CHECK(err.empty());
   }
 }
 
