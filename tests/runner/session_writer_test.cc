@@ -92,7 +92,7 @@ TEST_CASE("appends go round-robin with per-session sequence numbers, all acknowl
   CHECK(server.store.data["t-1"][0].payload() == SessionWriter::Payload("t-1", 1, 32));
 }
 
-TEST_CASE("failed appends are recorded as unacknowledged; lost entries show in read-back",
+TEST_CASE("failed appends are recorded as unacknowledged and lost entries show in read-back",
           "[runner][writes]") {
   Server server;
   server.store.fail_appends = true;
