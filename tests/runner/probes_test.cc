@@ -942,6 +942,23 @@ TEST_CASE("prometheus and alert probes against a real Prometheus", "[runner][pro
       "alert TestErrors: time to detect %.3f s (%s; scrape 1 s, evaluation 1 s, "
       "probe every 0.25 s)\n",
       d.detect_ns / 1e9, a.slos[0].measured.c_str());
+  // The samples around the detection, for the worked example in docs/measurements.md.
+  std::printf("metric changed at %.3f s\n", injected / 1e9);
+  for (size_t p = 0; p < results.size(); ++p) {
+    const reports::ProbeSample* before = nullptr;
+    const reports::ProbeSample* first_bad = nullptr;
+    for (const reports::ProbeSample& x : results[p].samples) {
+      if (x.t_ns < injected || x.ok) {
+        if (first_bad == nullptr) before = &x;
+        continue;
+      }
+      if (first_bad == nullptr) first_bad = &x;
+    }
+    std::printf("probe %s: last ok sample %.3f s, first failing sample %.3f s (%s)\n",
+                results[p].name.c_str(), before ? before->t_ns / 1e9 : -1.0,
+                first_bad ? first_bad->t_ns / 1e9 : -1.0,
+                first_bad ? first_bad->message.c_str() : "");
+  }
   CHECK(d.fired);
   CHECK_FALSE(d.already_firing);
   // The alert cannot be seen before the next scrape after the change has been evaluated;
