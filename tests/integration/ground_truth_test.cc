@@ -21,6 +21,7 @@
 
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_format.h"
+#include "absl/time/clock.h"
 #include "injector/fault_registry.h"
 #include "reports/run_record_json.h"
 #include "runner/analysis.h"
@@ -47,6 +48,12 @@ double Ms(int64_t ns) { return static_cast<double>(ns) / 1e6; }
 std::string MsOr(int64_t ns) { return ns < 0 ? "-" : absl::StrFormat("%.0f", Ms(ns)); }
 
 bool Ready() {
+  // integration_test depends on the chaosdrill target, so a missing binary is one being
+  // relinked right now (the build tree is shared): wait for it a while before skipping.
+  const absl::Time deadline = absl::Now() + absl::Minutes(2);
+  while (access(ChaosdrillBinary().c_str(), X_OK) != 0 && absl::Now() < deadline) {
+    absl::SleepFor(absl::Seconds(1));
+  }
   if (SkipUnless(access(ChaosdrillBinary().c_str(), X_OK) == 0, "needs build/chaosdrill")) {
     return false;
   }
