@@ -60,8 +60,11 @@ void PrintTopology(const Topology& t) {
       continue;
     }
     bool alive = r.pid > 0 && ProcessAlive(r.pid);
-    std::printf("%-15s %8d  %-21s %-6s %d\n", role.c_str(), r.pid, r.address.c_str(),
-                alive ? "yes" : "no", r.restarts);
+    std::printf("%-15s %8d  %-21s %-6s %d%s\n", role.c_str(), r.pid, r.address.c_str(),
+                alive ? "yes" : "no", r.restarts,
+                r.interface.empty()
+                    ? ""
+                    : absl::StrCat("  link ", r.interface, " (", r.interface_address, ")").c_str());
   }
 }
 
@@ -312,6 +315,11 @@ int ReferenceCommand(int argc, char** argv) {
       ->capture_default_str();
   up->add_flag("--foreground", foreground, "Supervise in this process until SIGTERM/SIGINT");
 
+  up->add_option("--network", so.network,
+                 "loopback, or netns: each replica in its own network namespace on its own veth "
+                 "link (root)")
+      ->check(CLI::IsMember({"loopback", "netns"}))
+      ->capture_default_str();
   // down / status
   std::string dir = kDefaultDir;
   int down_timeout_s = 30;

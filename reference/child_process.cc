@@ -1,6 +1,7 @@
 #include "reference/child_process.h"
 
 #include <fcntl.h>
+#include <sched.h>
 #include <signal.h>
 #include <sys/prctl.h>
 #include <sys/wait.h>
@@ -16,7 +17,7 @@
 namespace chaosdrill::reference {
 
 absl::StatusOr<std::unique_ptr<ChildProcess>> ChildProcess::Spawn(
-    const std::vector<std::string>& argv, const std::string& log_path) {
+    const std::vector<std::string>& argv, const std::string& log_path, int netns_fd) {
   if (argv.empty()) return absl::InvalidArgumentError("spawn: empty argv");
   if (access(argv[0].c_str(), X_OK) != 0) {
     return ErrnoStatus(absl::StrCat("spawn: ", argv[0], " is not executable"));
@@ -55,6 +56,11 @@ absl::StatusOr<std::unique_ptr<ChildProcess>> ChildProcess::Spawn(
     dup2(null_fd, STDIN_FILENO);
     dup2(log_fd, STDOUT_FILENO);
     dup2(log_fd, STDERR_FILENO);
+    if (netns_fd >= 0 && setns(netns_fd, CLONE_NEWNET) != 0) {
+      static const char kMsg[] = "chaosdrill: cannot enter the replica's network namespace\n";
+      (void)!write(STDERR_FILENO, kMsg, sizeof kMsg - 1);
+      _exit(126);
+    }
     close_range(3, ~0U, 0);
     execv(args[0], args.data());
     _exit(127);

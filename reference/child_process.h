@@ -3,6 +3,7 @@
 // empty signal mask, and PR_SET_PDEATHSIG(SIGKILL) so it dies with the thread that
 // started it. The owner reaps it (Poll) and stops it (Stop: SIGTERM to the group, then
 // SIGKILL after a timeout); destruction stops it too, so no child outlives its owner.
+// Optionally the child joins a network namespace (a descriptor of it) before exec.
 //
 // Not thread-safe: one thread (the supervisor's) owns a ChildProcess. PDEATHSIG fires
 // when the *thread* that called Spawn exits, so spawn from a thread that lives as long as
@@ -24,9 +25,12 @@ namespace chaosdrill::reference {
 class ChildProcess {
  public:
   // argv[0] is a path (not searched on PATH). NotFound if it is not executable;
-  // other errors (fork, opening the log) with context.
+  // other errors (fork, opening the log) with context. With `netns_fd` >= 0 the child
+  // setns()es into that network namespace first (a child that cannot exits 126, its log
+  // saying so).
   static absl::StatusOr<std::unique_ptr<ChildProcess>> Spawn(const std::vector<std::string>& argv,
-                                                             const std::string& log_path);
+                                                             const std::string& log_path,
+                                                             int netns_fd = -1);
   ~ChildProcess();
   ChildProcess(const ChildProcess&) = delete;
   ChildProcess& operator=(const ChildProcess&) = delete;

@@ -22,6 +22,7 @@
 #include "inference/grpc_predict_v2.grpc.pb.h"
 #include "reference/child_process.h"
 #include "reference/redis_connection.h"
+#include "reference/replica_netns.h"
 
 namespace chaosdrill::reference {
 namespace {
@@ -49,6 +50,9 @@ struct Child {
   std::string ready_file;  // replica/gateway
   std::string config;      // redis/sentinel
   std::string link;        // redis, with a replication link: the link in front of this node
+  // A replica in network netns: its namespace (owned by the ReplicaNetwork) and its link.
+  int netns_fd = -1;
+  std::string interface, interface_address;
   std::unique_ptr<ChildProcess> proc;
   int restarts = 0;
   absl::Duration backoff;
@@ -186,6 +190,11 @@ class Supervisor {
       WatchLoop();
     }
     StopChildren();
+    // The replicas are gone: their links and namespaces can go.
+    if (network_) {
+      if (absl::Status st = network_->Close(); !st.ok()) LogError(kLog, st.ToString());
+      network_.reset();
+    }
   }
 
   absl::Status Startup() {
@@ -196,6 +205,10 @@ class Supervisor {
     }
     if (options_.replicas < 0 || options_.replicas > 64) {
       return absl::InvalidArgumentError("replicas must be between 0 and 64");
+    }
+    if (options_.network != "loopback" && options_.network != "netns") {
+      return absl::InvalidArgumentError(
+          absl::StrCat("network '", options_.network, "' is not one of: loopback, netns"));
     }
     redis_server_ = FindExecutable(options_.redis_server);
     redis_sentinel_ = FindExecutable(options_.redis_sentinel);
@@ -258,6 +271,7 @@ class Supervisor {
     }
     master_address_ = children_[0].address;
     const absl::Time deadline = absl::Now() + options_.ready_timeout;
+    if (options_.network == "netns" && options_.replicas > 0) RETURN_IF_ERROR(MakeReplicaLinks());
 
     if (link_mode()) {
       std::random_device random;  // /dev/urandom
@@ -320,6 +334,25 @@ class Supervisor {
       gateway_address_ = c.address;
     }
     RefreshTopology(/*force_write=*/true);
+    return absl::OkStatus();
+  }
+
+  // network netns: a namespace and a veth link per replica; each replica then listens on
+  // its own address there (same port as it was given on loopback) and the gateway dials it
+  // through its link.
+  absl::Status MakeReplicaLinks() {
+    ASSIGN_OR_RETURN(network_, ReplicaNetwork::Create(options_.replicas));
+    size_t i = 0;
+    for (Child& c : children_) {
+      if (c.kind != Kind::kReplica) continue;
+      const ReplicaLink& link = network_->links()[i++];
+      c.address = absl::StrCat(link.replica_ip, c.address.substr(c.address.rfind(':')));
+      c.netns_fd = link.netns_fd;
+      c.interface = link.host_interface;
+      c.interface_address = link.HostAddressWithPrefix();
+      LogInfo(kLog, absl::StrCat(c.name, ": own network namespace, link ", c.interface, " (",
+                                 c.interface_address, "), serving on ", c.address));
+    }
     return absl::OkStatus();
   }
 
@@ -473,7 +506,7 @@ class Supervisor {
       RETURN_IF_ERROR(WriteConfig(c, replicaof));
     }
     if (!c.ready_file.empty()) unlink(c.ready_file.c_str());
-    auto proc = ChildProcess::Spawn(Argv(c), c.log);
+    auto proc = ChildProcess::Spawn(Argv(c), c.log, c.netns_fd);
     if (!proc.ok()) return Annotate(proc.status(), absl::StrCat("starting ", c.name));
     c.proc = std::move(*proc);
     c.started = absl::Now();
@@ -631,6 +664,7 @@ class Supervisor {
     t.running = !stopping_;
     t.replication = options_.replication;
     t.master_name = options_.master_name;
+    t.network = options_.network;
     t.gateway = gateway_address_;
     t.metrics = metrics_address_;
     for (const Child& c : children_) {
@@ -640,6 +674,8 @@ class Supervisor {
       r.address = c.address;
       r.restarts = c.restarts;
       r.log = c.log;
+      r.interface = c.interface;
+      r.interface_address = c.interface_address;
       std::string role = c.name;
       if (c.kind == Kind::kRedis) {
         r.node = c.name;
@@ -688,7 +724,8 @@ class Supervisor {
   std::vector<Child> children_;
   std::string dir_, redis_server_, redis_sentinel_, binary_;
   std::string master_address_, gateway_address_, metrics_address_;
-  std::string sentinel_password_;  // with a replication link: the sentinels' ACL password
+  std::string sentinel_password_;            // with a replication link: the sentinels' ACL password
+  std::unique_ptr<ReplicaNetwork> network_;  // network netns: the replicas' links
   bool stopping_ = false;
   std::thread thread_;
 

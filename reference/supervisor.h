@@ -12,6 +12,10 @@
 // Optionally (open_store_link) the store's replication goes through a TCP proxy that
 // someone else owns, so a drill can slow the replication link alone (role "store.link",
 // see open_store_link below and docs/reference-inference.md).
+// With network "netns" every replica runs in a network namespace of its own, joined to the
+// supervisor's by a veth pair (reference/replica_netns.h): it listens on its own address
+// there, the gateway dials it through its link, a restart keeps namespace and address, and
+// Stop() removes the links (root only).
 // All children are started from one supervisor thread, each in its own process group with
 // PR_SET_PDEATHSIG, and stopped (SIGTERM, then SIGKILL) by Stop() or the destructor.
 //
@@ -36,6 +40,11 @@ struct ReferenceServiceOptions {
   int replicas = 3;                   // 0: only the store (no replicas, no gateway)
   std::string replication = "async";  // "async" | "sync" (the gateway's session store)
   std::string device = "cpu";
+  // "loopback": every child on 127.0.0.1. "netns": each replica in its own network
+  // namespace on its own veth link (host side cdr<k>-<i> in the topology as the replica's
+  // `interface`), so network.* faults can hit one replica; needs CAP_NET_ADMIN and
+  // CAP_SYS_ADMIN (FailedPrecondition saying so otherwise).
+  std::string network = "loopback";
   std::string model = "tiny-mlp";
   int width = 256;
   int depth = 4;

@@ -22,6 +22,7 @@ nlohmann::json Topology::ToJson() const {
   j["running"] = running;
   j["replication"] = replication;
   j["master_name"] = master_name;
+  j["network"] = network;
   j["gateway"] = gateway;
   j["metrics"] = metrics;
   j["sentinels"] = sentinels;
@@ -35,6 +36,8 @@ nlohmann::json Topology::ToJson() const {
                          {"log", r.log}};
     if (!r.node.empty()) rj["node"] = r.node;
     if (!r.upstream.empty()) rj["upstream"] = r.upstream;
+    if (!r.interface.empty()) rj["interface"] = r.interface;
+    if (!r.interface_address.empty()) rj["interface_address"] = r.interface_address;
     roles_json[name] = rj;
   }
   j["roles"] = roles_json;
@@ -49,6 +52,7 @@ absl::StatusOr<Topology> Topology::FromJson(const nlohmann::json& j) {
     t.running = j.value("running", false);
     t.replication = j.value("replication", "");
     t.master_name = j.value("master_name", "");
+    t.network = j.value("network", "loopback");
     t.gateway = j.value("gateway", "");
     t.metrics = j.value("metrics", "");
     t.sentinels = j.value("sentinels", std::vector<std::string>{});
@@ -61,6 +65,8 @@ absl::StatusOr<Topology> Topology::FromJson(const nlohmann::json& j) {
       r.node = rj.value("node", "");
       r.log = rj.value("log", "");
       r.upstream = rj.value("upstream", "");
+      r.interface = rj.value("interface", "");
+      r.interface_address = rj.value("interface_address", "");
       t.roles[name] = r;
     }
     return t;

@@ -10,6 +10,11 @@
 //    "master_name":"chaosdrill", "gateway":"127.0.0.1:P", "metrics":"127.0.0.1:P",
 //    "sentinels":["127.0.0.1:P",...], "updated":"RFC3339",
 //    "roles":{"gateway":{"pid":N,"address":"...","alive":true,"restarts":0,"log":"..."},...}}
+// With "network":"netns" (each replica in its own network namespace) a replica's role also
+// has "interface" (the host side of its veth link, e.g. "cdr0-1": network.* faults on the
+// replica go there) and "interface_address" (the host side's address, "10.213.0.5/30");
+// its "address" is then the replica's own address on that link. "network" is "loopback"
+// otherwise (every replica on 127.0.0.1, no interface of its own).
 #pragma once
 
 #include <sys/types.h>
@@ -32,6 +37,9 @@ struct RoleInfo {
   std::string log;   // the child's stdout/stderr log file
   // For "store.link" (a proxy, not a process: pid 0): where it forwards to (the primary).
   std::string upstream;
+  // For replicas in network netns: the host side of the replica's veth link and its address.
+  std::string interface;
+  std::string interface_address;
   friend bool operator==(const RoleInfo&, const RoleInfo&) = default;
 };
 
@@ -41,8 +49,9 @@ struct Topology {
   bool running = false;
   std::string replication;
   std::string master_name;
-  std::string gateway;  // gateway gRPC address ("" when no gateway runs)
-  std::string metrics;  // gateway metrics address
+  std::string network = "loopback";  // "loopback" | "netns"
+  std::string gateway;               // gateway gRPC address ("" when no gateway runs)
+  std::string metrics;               // gateway metrics address
   std::vector<std::string> sentinels;
   std::map<std::string, RoleInfo> roles;
   friend bool operator==(const Topology&, const Topology&) = default;
