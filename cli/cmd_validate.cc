@@ -11,6 +11,7 @@
 #include "cli/command.h"
 #include "injector/fault_registry.h"
 #include "injector/preflight.h"
+#include "reference/replica_netns.h"
 #include "scenarios/scenario_loader.h"
 
 namespace chaosdrill::cli {
@@ -29,6 +30,16 @@ bool RunsOnThisNode(const scenarios::ScenarioFault& f) {
 std::vector<scenarios::ValidationError> PreflightErrors(
     const scenarios::Scenario& sc, const std::vector<injector::DoctorRow>& rows, int* remote) {
   std::vector<scenarios::ValidationError> errors;
+  // network netns: the reference service itself needs root to put replicas on their links.
+  if (const auto* ref = sc.target.reference(); ref && ref->network == scenarios::Network::kNetns) {
+    if (absl::Status st = reference::NetnsPreflight(); !st.ok()) {
+      const std::string path = "target.reference.network";
+      errors.push_back({.file = sc.file,
+                        .location = sc.LocationOf(path),
+                        .path = path,
+                        .message = std::string(st.message())});
+    }
+  }
   for (size_t i = 0; i < sc.faults.size(); ++i) {
     const scenarios::ScenarioFault& f = sc.faults[i];
     if (!RunsOnThisNode(f)) {
@@ -65,8 +76,9 @@ int ValidateCommand(int argc, char** argv) {
       "apply (those aimed at a reference service role or at agent \"local\") against this\n"
       "node's capabilities, the table `chaosdrill doctor` prints: a kind this node cannot\n"
       "apply (not root, no sch_netem, no CUDA device, ...) is reported in the same format\n"
-      "with the reason and the fix. Faults for remote agents are checked against those\n"
-      "agents by `chaosdrill run --dry-run`.\n\n"
+      "with the reason and the fix, and so is target.reference.network: netns without\n"
+      "root (each replica in its own network namespace needs it). Faults for remote\n"
+      "agents are checked against those agents by `chaosdrill run --dry-run`.\n\n"
       "Exit status: 0 all valid (and, with --preflight, applicable here); 2 a file is\n"
       "invalid (or a usage error); 4 with --preflight, every file is valid but this node\n"
       "cannot apply a fault one of them needs (an infrastructure problem, not a scenario\n"

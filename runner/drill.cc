@@ -34,6 +34,7 @@
 #include "injector/fault_registry.h"
 #include "reference/model_codec.h"
 #include "reference/model_factory.h"
+#include "reference/replica_netns.h"
 #include "reference/supervisor.h"
 #include "reports/gpu_info.h"
 #include "reports/run_record_json.h"
@@ -304,6 +305,7 @@ absl::Status Drill::StartReference(const scenarios::ReferenceTarget& ref) {
   ro.replicas = ref.replicas;
   ro.replication = std::string(scenarios::ReplicationName(ref.replication));
   ro.device = std::string(scenarios::DeviceName(ref.device));
+  ro.network = std::string(scenarios::NetworkName(ref.network));
   ro.model = ref.model.name;
   ro.width = ref.model.width;
   ro.depth = ref.model.depth;
@@ -370,9 +372,21 @@ absl::Status Drill::StartReference(const scenarios::ReferenceTarget& ref) {
     auto out = reference::DecodeOutput(response);
     return out.ok() && reference::MatchesGolden(*out, golden);
   };
-  record_.target = absl::StrCat("reference (", ref.replicas, " replicas, ",
-                                scenarios::ReplicationName(ref.replication), ", ",
-                                scenarios::DeviceName(ref.device), ")");
+  record_.target = absl::StrCat(
+      "reference (", ref.replicas, " replicas, ", scenarios::ReplicationName(ref.replication), ", ",
+      scenarios::DeviceName(ref.device),
+      ref.network == scenarios::Network::kNetns ? ", each replica in its own network namespace"
+                                                : "",
+      ")");
+  if (ref.network == scenarios::Network::kNetns) {
+    std::vector<std::string> links;
+    for (const auto& [name, info] : topology.roles) {
+      if (!info.interface.empty()) {
+        links.push_back(absl::StrCat(name, " ", info.address, " via ", info.interface));
+      }
+    }
+    Emit("phase", "", absl::StrCat("replica links: ", absl::StrJoin(links, ", ")));
+  }
   return absl::OkStatus();
 }
 
@@ -735,6 +749,17 @@ void Drill::Verify() {
 }
 
 void Drill::DryRun() {
+  // network netns needs root; the service is not started, but whether it could be is known.
+  if (const auto* ref = s_.target.reference(); ref && ref->network == scenarios::Network::kNetns) {
+    if (absl::Status st = reference::NetnsPreflight(); !st.ok()) {
+      Emit("error", "", absl::StrCat("target.reference.network: netns: ", st.message()));
+      Finish(ExitStatus::kInfraError, std::string(st.message()));
+      return;
+    }
+    Emit("resolve", "",
+         "target.reference.network: netns: this node can give each replica its own network "
+         "namespace and veth link");
+  }
   // Targets: agent names and selectors resolve now; reference roles only once the service
   // runs (a dry run does not start it); an endpoint is asked for its model's metadata.
   for (const scenarios::ScenarioFault& f : s_.faults) {

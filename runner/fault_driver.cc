@@ -155,9 +155,18 @@ absl::StatusOr<std::vector<FaultDriver::Resolved>> FaultDriver::Resolve(
   }
   // reference.degrade targets the replica process too (its admin socket comes from its
   // command line), so the agent's process allowlist and hard rules apply to it.
-  if (!absl::StartsWith(kind, "process.") && kind != "reference.degrade") {
+  // network.* faults act on a replica's own link (network netns): the host side of its veth.
+  const bool network = absl::StartsWith(kind, "network.");
+  if (!absl::StartsWith(kind, "process.") && kind != "reference.degrade" && !network) {
     // Node-level kinds (stress.*, gpu.*) act on the node the role runs on: the local one.
     return std::vector<Resolved>{{agent, fault.spec, absl::StrCat("node of ", role.ToString())}};
+  }
+  if (network && role.kind != scenarios::Role::Kind::kReplica) {
+    return absl::InvalidArgumentError(
+        absl::StrCat(context,
+                     ": network faults on the reference service go on a replica's own link (role "
+                     "replica[i]), not ",
+                     role.ToString()));
   }
 
   std::vector<std::string> roles;
@@ -175,6 +184,26 @@ absl::StatusOr<std::vector<FaultDriver::Resolved>> FaultDriver::Resolve(
   }
   for (const std::string& name : roles) {
     auto it = topology.roles.find(name);
+    if (network) {
+      // The link stays while the replica restarts: no need for it to be running.
+      if (it == topology.roles.end()) {
+        return absl::NotFoundError(
+            absl::StrCat(context, ": role ", name, " is not in the topology"));
+      }
+      if (it->second.interface.empty()) {
+        return absl::FailedPreconditionError(
+            absl::StrCat(context, ": ", name,
+                         " has no link of its own (the reference service "
+                         "runs with network ",
+                         topology.network, "); set target.reference.network: netns"));
+      }
+      FaultSpec spec = fault.spec;
+      spec.params["interface"] = it->second.interface;
+      out.push_back(
+          {agent, spec,
+           absl::StrCat(name, " link ", it->second.interface, " (", it->second.address, ")")});
+      continue;
+    }
     if (it == topology.roles.end() || it->second.pid <= 0) {
       return absl::NotFoundError(absl::StrCat(context, ": role ", name, " is not running"));
     }

@@ -1,8 +1,9 @@
 // Applies a scenario's faults through agents (DESIGN §5: always through the Agent API,
 // local or remote, one code path). Resolves each fault's target — a reference role to a
-// pid or a proxy route, an agent name or label selector to agent clients — injects with a
-// lease kept alive by each client's KeepAlive stream, and reverts on schedule, on abort,
-// on signal and on any error. Not thread-safe: the drill's main thread drives it.
+// pid, a proxy route or (network.* on a replica) the replica's own link, an agent name
+// or label selector to agent clients — injects with a lease kept alive by each client's
+// KeepAlive stream, and reverts on schedule, on abort, on signal and on any error. Not
+// thread-safe: the drill's main thread drives it.
 #pragma once
 
 #include <functional>

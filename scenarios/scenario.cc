@@ -27,6 +27,8 @@ absl::string_view ReplicationName(Replication r) {
 
 absl::string_view DeviceName(Device d) { return d == Device::kCuda ? "cuda" : "cpu"; }
 
+absl::string_view NetworkName(Network n) { return n == Network::kNetns ? "netns" : "loopback"; }
+
 absl::string_view ArrivalName(Arrival a) { return a == Arrival::kPoisson ? "poisson" : "constant"; }
 
 absl::string_view WeekdayName(Weekday d) {

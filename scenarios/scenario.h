@@ -41,6 +41,9 @@ struct TlsFiles {
 
 enum class Replication { kAsync, kSync };
 enum class Device { kCpu, kCuda };
+// Where the replicas sit on the network: all on loopback, or each in its own network
+// namespace on its own veth link (what network.* faults on a replica need; root).
+enum class Network { kLoopback, kNetns };
 
 struct ModelOptions {
   std::string name = "tiny-mlp";
@@ -54,6 +57,7 @@ struct ReferenceTarget {
   int replicas = 3;
   Replication replication = Replication::kAsync;
   Device device = Device::kCpu;
+  Network network = Network::kLoopback;
   ModelOptions model;
 };
 
@@ -231,6 +235,7 @@ struct Scenario {
 
 absl::string_view ReplicationName(Replication r);
 absl::string_view DeviceName(Device d);
+absl::string_view NetworkName(Network n);
 absl::string_view ArrivalName(Arrival a);
 absl::string_view WeekdayName(Weekday d);
 absl::string_view ReportFormatName(ReportFormat f);

@@ -157,8 +157,8 @@ Metadata ReadMetadata(FieldReader& r, const YamlNode* node) {
 
 ReferenceTarget ReadReference(FieldReader& r, const YamlNode* node, const std::string& path) {
   ReferenceTarget ref;
-  auto f =
-      r.Mapping(node, path, {"replicas", "replication", "device", "model"}, "target.reference");
+  auto f = r.Mapping(node, path, {"replicas", "replication", "device", "network", "model"},
+                     "target.reference");
   if (!f) return ref;
   if (const YamlNode* n = f->Get("replicas")) {
     if (auto v = r.Int(n, f->PathOf("replicas"), 1, 64)) ref.replicas = static_cast<int>(*v);
@@ -171,6 +171,11 @@ ReferenceTarget ReadReference(FieldReader& r, const YamlNode* node, const std::s
   if (const YamlNode* n = f->Get("device")) {
     if (auto v = r.Enum(n, f->PathOf("device"), {"cpu", "cuda"})) {
       ref.device = *v == "cuda" ? Device::kCuda : Device::kCpu;
+    }
+  }
+  if (const YamlNode* n = f->Get("network")) {
+    if (auto v = r.Enum(n, f->PathOf("network"), {"loopback", "netns"})) {
+      ref.network = *v == "netns" ? Network::kNetns : Network::kLoopback;
     }
   }
   if (const YamlNode* n = f->Get("model")) {

@@ -124,8 +124,45 @@ class Checker {
         }
       }
       if (!Bad({path + ".target"})) CheckFaultTarget(f, path + ".target");
+      if (!Bad({path})) CheckNetworkFault(f, path);  // once the fault itself reads right
     }
     CheckOverlappingReplicaFaults();
+  }
+
+  // network.* faults aimed at the reference service act on a replica's own link: each
+  // replica in its own network namespace (target.reference.network: netns), the runner
+  // filling `interface` with the host side of the replica's veth from the topology.
+  void CheckNetworkFault(const ScenarioFault& f, const std::string& path) {
+    const ReferenceTarget* ref = sc_.target.reference();
+    if (!absl::StartsWith(f.spec.kind, "network.") || !f.target.role || ref == nullptr ||
+        Bad({path + ".target.role"})) {
+      return;
+    }
+    const std::string role = f.target.role->ToString();
+    if (f.target.role->kind != Role::Kind::kReplica) {
+      Error(path + ".target.role",
+            absl::StrCat("network faults on the reference service go on a replica's own link; "
+                         "expected role replica[i] or replica (with count or percent), found \"",
+                         role, "\""));
+      return;
+    }
+    if (f.spec.params.count("interface") > 0) {
+      std::string at = path + ".interface";
+      if (!sc_.LocationOf(at).known()) at = path + ".params.interface";
+      Error(at, absl::StrCat("a fault aimed at ", role,
+                             " acts on the replica's own link, which the runner takes from the "
+                             "topology; expected no interface here (or target.agent with an "
+                             "interface of your own)"));
+      return;
+    }
+    if (ref->network != Network::kNetns && !Bad({"target.reference.network"})) {
+      Error(path + ".target.role",
+            absl::StrCat(f.spec.kind, " on ", role,
+                         " needs each replica on a link of its own; expected "
+                         "target.reference.network: netns (root), found ",
+                         NetworkName(ref->network),
+                         " (every replica shares the loopback interface there)"));
+    }
   }
 
   // The replicas a fault hits, by index, as the runner picks them (the first `count` of a

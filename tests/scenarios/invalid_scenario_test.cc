@@ -488,5 +488,45 @@ TEST_CASE("every error of a file is reported, in file order", "[scenarios]") {
                                           "load.rate", "faults[0].kind", "faults[1].at"});
 }
 
+TEST_CASE("network faults on the reference service: a replica's own link in network netns",
+          "[scenarios]") {
+  const std::string netns = "{reference: {replicas: 3, network: netns}}";
+  auto with_netns = [&](absl::string_view fields) {
+    return absl::StrReplaceAll(Fault(fields), {{"{reference: {replicas: 3}}", netns}});
+  };
+  CheckCases({
+      {"network misspelt", Replace("replicas: 3", "network: netsn"), 4, 31,
+       "target.reference.network",
+       "expected one of loopback, netns, found \"netsn\"; did you mean \"netns\"?"},
+      {"network fault on replicas sharing loopback",
+       Fault("name: cut, kind: network.partition, at: 15s, duration: 5s, "
+             "target: {role: \"replica[1]\"}"),
+       7, 80, "faults[0].target.role",
+       "network.partition on replica[1] needs each replica on a link of its own; expected "
+       "target.reference.network: netns (root), found loopback"},
+      {"network fault on the gateway",
+       with_netns("name: cut, kind: network.bandwidth, at: 15s, duration: 5s, rate: 1mbit, "
+                  "target: {role: gateway}"),
+       7, 93, "faults[0].target.role",
+       "network faults on the reference service go on a replica's own link; expected role "
+       "replica[i] or replica (with count or percent), found \"gateway\""},
+      {"interface given for a replica's link",
+       with_netns("name: cut, kind: network.partition, at: 15s, duration: 5s, interface: eth0, "
+                  "target: {role: \"replica[1]\"}"),
+       7, 76, "faults[0].interface",
+       "a fault aimed at replica[1] acts on the replica's own link, which the runner takes from "
+       "the topology; expected no interface here"},
+  });
+  // And the valid form: no interface, the runner fills it in.
+  ScenarioLoadResult ok = Load(with_netns(
+      "name: cut, kind: network.partition, at: 15s, duration: 5s, target: {role: \"replica[1]\"}"));
+  std::string all;
+  for (const ValidationError& e : ok.errors) absl::StrAppend(&all, e.ToString(), "\n");
+  INFO(all);
+  REQUIRE(ok.ok());
+  CHECK(ok.scenario->target.reference()->network == Network::kNetns);
+  CHECK(ok.scenario->faults[0].spec.params.count("interface") == 0);
+}
+
 }  // namespace
 }  // namespace chaosdrill::scenarios
