@@ -262,7 +262,11 @@ int ReferenceCommand(int argc, char** argv) {
       ->capture_default_str();
   replica->add_option("--admin-socket", ro.admin_socket, "Unix socket for run-time control");
   replica->add_option("--ready-file", ro.ready_file, "Written with the address once ready");
-  replica->add_option("--threads", ro.threads, "gRPC server threads")->capture_default_str();
+  replica->add_option("--threads", ro.threads, "Inference worker threads")->capture_default_str();
+  replica
+      ->add_option("--max-queue", ro.max_queue,
+                   "Inferences that may wait for a worker; beyond it RESOURCE_EXHAUSTED")
+      ->capture_default_str();
   replica->footer(
       "GPU faults (gpu.cuda_errors): start a --device cuda replica with the CUDA fault\n"
       "interposer preloaded and a control file path. While `chaosdrill inject\n"
@@ -291,6 +295,12 @@ int ReferenceCommand(int argc, char** argv) {
   gateway->add_option("--ready-file", go.ready_file, "Written with the address once ready");
   gateway->add_option("--threads", go.threads, "gRPC server threads")->capture_default_str();
   gateway->add_flag("--no-deep-probe", no_deep_probe, "Health-check with ServerReady only");
+  gateway
+      ->add_option("--panic-threshold", go.panic_threshold_percent,
+                   "Percent of replicas in rotation below which ejections are ignored and "
+                   "every replica passing health checks is routed to (0: off)")
+      ->check(CLI::Range(0, 100))
+      ->capture_default_str();
   gateway->add_option("--width", go.model_width, "Served model's width (deep probe golden pair)")
       ->capture_default_str();
   gateway->add_option("--depth", go.model_depth, "Served model's depth")->capture_default_str();

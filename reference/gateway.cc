@@ -51,6 +51,11 @@ absl::Status ValidateOptions(const GatewayOptions& o) {
   if (o.max_ejection_ms < o.base_ejection_ms) {
     return absl::InvalidArgumentError("max ejection time must be >= base ejection time");
   }
+  if (o.panic_threshold_percent < 0 || o.panic_threshold_percent > 100) {
+    return absl::InvalidArgumentError(
+        absl::StrCat("panic threshold must be a percentage in [0, 100] (0: off), got ",
+                     o.panic_threshold_percent));
+  }
   if (o.retry_budget_ratio < 0 || o.retry_budget_ratio > 1) {
     return absl::InvalidArgumentError("retry budget ratio must be in [0, 1]");
   }
@@ -94,6 +99,11 @@ void DescribeMetrics(Metrics& m) {
              "The latest detection time, by replica and by=outlier|health.");
   m.Describe("chaosdrill_gateway_routable_replicas", T::kGauge,
              "Replicas the gateway routes to now.");
+  m.Describe("chaosdrill_gateway_panic", T::kGauge,
+             "1 while fewer than the panic threshold's share of replicas are healthy and not "
+             "ejected: ejections are then ignored (replicas failing health checks stay out).");
+  m.Describe("chaosdrill_gateway_panic_routed_total", T::kCounter,
+             "Tries sent to an ejected replica because the gateway was in panic.");
   m.Describe("chaosdrill_gateway_session_requests_total", T::kCounter,
              "SessionService answers by method and gRPC code; Append with code OK is an "
              "acknowledged session write.");
@@ -338,6 +348,7 @@ absl::Status GatewayImpl::Start() {
   if (!options_.metrics_listen.empty()) {
     absl::StatusOr<std::unique_ptr<MetricsHttpServer>> http =
         MetricsHttpServer::Start(options_.metrics_listen, [this] {
+          pool_->RefreshGauges();  // ejections expire and panic ends with time
           metrics_.Set("chaosdrill_gateway_routable_replicas", {}, pool_->RoutableCount());
           return metrics_.RenderText();
         });

@@ -6,6 +6,10 @@
 //     runs the model's golden input and compares the output; rise/fall thresholds;
 //   - passive outlier ejection: N consecutive failed inferences eject a replica for
 //     base_ejection * 2^(times ejected - 1), capped (as Istio's outlier detection);
+//   - panic routing (Envoy's panic threshold): when fewer than panic_threshold_percent of
+//     the replicas are routable (healthy and not ejected), passive ejections are ignored
+//     and every replica that passes its active health checks is routed to, so ejection
+//     alone never takes the last healthy replicas out (docs/reference-inference.md);
 //   - retries of a failed inference on another replica within a retry budget, with a
 //     per-try and an overall deadline;
 //   - Prometheus text metrics on an HTTP port (/metrics);
@@ -48,6 +52,9 @@ struct GatewayOptions {
   int base_ejection_ms = 2000;
   int max_ejection_ms = 30000;
   int max_ejection_percent = 100;  // never eject more than this share of replicas
+  // Panic threshold (percent, 0 = off): below this share of routable replicas, ejections
+  // are ignored and every replica passing active health checks is routed to.
+  int panic_threshold_percent = 50;
 
   // Retries and deadlines.
   int max_tries = 3;                // tries per request (1 = no retry)
@@ -75,7 +82,7 @@ class Gateway {
   const std::string& address() const;          // bound gRPC host:port
   const std::string& metrics_address() const;  // bound metrics host:port, "" when off
   Metrics& metrics();                          // the gateway's metrics registry
-  // Number of replicas currently routable (healthy and not ejected).
+  // Number of replicas currently routable (healthy and not ejected; in panic, healthy).
   int RoutableReplicas() const;
   // Blocks until at least `n` replicas are routable; false after `timeout_ms`.
   bool WaitForRoutable(int n, int timeout_ms) const;

@@ -35,7 +35,7 @@ ReplicaPool::ReplicaPool(const GatewayOptions& options, Metrics& metrics, Clock&
     replicas_.push_back(std::move(r));
   }
   absl::MutexLock lock(&mu_);
-  for (int i = 0; i < size(); ++i) PublishLocked(i, clock_.NowNanos());
+  PublishLocked(clock_.NowNanos());
 }
 
 bool ReplicaPool::IsReplicaFailure(grpc::StatusCode code) {
@@ -58,8 +58,26 @@ TryOutcome ReplicaPool::Classify(grpc::StatusCode code, bool deadline_capped) {
   return IsReplicaFailure(code) ? TryOutcome::kFailure : TryOutcome::kSuccess;
 }
 
-bool ReplicaPool::RoutableLocked(int i, int64_t now_ns) const {
-  return replicas_[i]->healthy && !outlier_.IsEjected(i, now_ns);
+int ReplicaPool::InRotationLocked(int64_t now_ns) const {
+  int count = 0;
+  for (int i = 0; i < size(); ++i) count += RoutableLocked(i, now_ns, /*panic=*/false);
+  return count;
+}
+
+bool ReplicaPool::PanicLocked(int64_t now_ns) const {
+  if (options_.panic_threshold_percent <= 0) return false;
+  return InRotationLocked(now_ns) * 100 < options_.panic_threshold_percent * size();
+}
+
+bool ReplicaPool::RoutableLocked(int i, int64_t now_ns, bool panic) const {
+  return replicas_[i]->healthy && (panic || !outlier_.IsEjected(i, now_ns));
+}
+
+int ReplicaPool::RoutableCountLocked(int64_t now_ns) const {
+  const bool panic = PanicLocked(now_ns);
+  int count = 0;
+  for (int i = 0; i < size(); ++i) count += RoutableLocked(i, now_ns, panic);
+  return count;
 }
 
 int ReplicaPool::Acquire(const std::vector<int>& exclude) {
@@ -68,15 +86,19 @@ int ReplicaPool::Acquire(const std::vector<int>& exclude) {
   const int n = size();
   int best = -1;
   const uint64_t start = next_++;
+  const bool panic = PanicLocked(now);
   for (int k = 0; k < n; ++k) {
     const int i = static_cast<int>((start + k) % n);
-    if (!RoutableLocked(i, now)) continue;
+    if (!RoutableLocked(i, now, panic)) continue;
     bool excluded = false;
     for (int e : exclude) excluded |= e == i;
     if (excluded) continue;
     if (best < 0 || replicas_[i]->outstanding < replicas_[best]->outstanding) best = i;
   }
   if (best >= 0) {
+    if (panic && outlier_.IsEjected(best, now)) {
+      metrics_.Add("chaosdrill_gateway_panic_routed_total", {{"replica", address(best)}});
+    }
     ++replicas_[best]->outstanding;
     metrics_.Set("chaosdrill_gateway_replica_outstanding", {{"replica", address(best)}},
                  replicas_[best]->outstanding);
@@ -87,6 +109,7 @@ int ReplicaPool::Acquire(const std::vector<int>& exclude) {
 void ReplicaPool::Release(int i, TryOutcome outcome) {
   int64_t detection = 0;
   bool ejected = false;
+  bool panic = false;
   {
     absl::MutexLock lock(&mu_);
     const int64_t now = clock_.NowNanos();
@@ -98,13 +121,22 @@ void ReplicaPool::Release(int i, TryOutcome outcome) {
     } else if (outcome == TryOutcome::kSuccess) {
       outlier_.RecordSuccess(i);
     }
-    if (ejected) PublishLocked(i, now);
+    if (ejected) {
+      PublishLocked(now);
+      panic = PanicLocked(now);
+    }
   }
   if (ejected) {
     metrics_.Add("chaosdrill_gateway_ejections_total", {{"replica", address(i)}});
     RecordDetection(i, "outlier", detection);
-    LogWarn("gateway", absl::StrCat("ejected replica ", address(i), " after ",
-                                    options_.consecutive_failures, " consecutive failures"));
+    LogWarn(
+        "gateway",
+        absl::StrCat("ejected replica ", address(i), " after ", options_.consecutive_failures,
+                     " consecutive failures",
+                     panic ? absl::StrCat("; panic (fewer than ", options_.panic_threshold_percent,
+                                          "% of the replicas in rotation): still routing to "
+                                          "every replica that passes its health checks")
+                           : ""));
   }
 }
 
@@ -134,7 +166,7 @@ void ReplicaPool::RecordProbe(int i, bool pass, const std::string& why) {
       }
     }
     r.probed = true;
-    PublishLocked(i, now);
+    PublishLocked(now);
   }
   if (became_healthy) LogInfo("gateway", absl::StrCat("replica ", address(i), " is healthy"));
   if (detection >= 0) {
@@ -152,39 +184,44 @@ void ReplicaPool::RecordDetection(int i, const char* by, int64_t ns) {
   metrics_.Set("chaosdrill_gateway_last_detection_seconds", labels, seconds);
 }
 
-void ReplicaPool::PublishLocked(int i, int64_t now_ns) {
-  const Metrics::Labels labels = {{"replica", address(i)}};
-  metrics_.Set("chaosdrill_gateway_replica_healthy", labels, replicas_[i]->healthy ? 1 : 0);
-  metrics_.Set("chaosdrill_gateway_replica_ejected", labels, outlier_.IsEjected(i, now_ns) ? 1 : 0);
-  metrics_.Set("chaosdrill_gateway_replica_routable", labels, RoutableLocked(i, now_ns) ? 1 : 0);
+void ReplicaPool::PublishLocked(int64_t now_ns) {
+  const bool panic = PanicLocked(now_ns);
+  for (int i = 0; i < size(); ++i) {
+    const Metrics::Labels labels = {{"replica", address(i)}};
+    metrics_.Set("chaosdrill_gateway_replica_healthy", labels, replicas_[i]->healthy ? 1 : 0);
+    metrics_.Set("chaosdrill_gateway_replica_ejected", labels,
+                 outlier_.IsEjected(i, now_ns) ? 1 : 0);
+    metrics_.Set("chaosdrill_gateway_replica_routable", labels,
+                 RoutableLocked(i, now_ns, panic) ? 1 : 0);
+  }
+  metrics_.Set("chaosdrill_gateway_panic", {}, panic ? 1 : 0);
 }
 
 void ReplicaPool::RefreshGauges() {
   absl::MutexLock lock(&mu_);
-  const int64_t now = clock_.NowNanos();
-  for (int i = 0; i < size(); ++i) PublishLocked(i, now);
+  PublishLocked(clock_.NowNanos());
 }
 
 bool ReplicaPool::Routable(int i) const {
   absl::ReaderMutexLock lock(&mu_);
-  return RoutableLocked(i, clock_.NowNanos());
+  const int64_t now = clock_.NowNanos();
+  return RoutableLocked(i, now, PanicLocked(now));
 }
 
 int ReplicaPool::RoutableCount() const {
   absl::ReaderMutexLock lock(&mu_);
-  const int64_t now = clock_.NowNanos();
-  int count = 0;
-  for (int i = 0; i < size(); ++i) count += RoutableLocked(i, now);
-  return count;
+  return RoutableCountLocked(clock_.NowNanos());
+}
+
+bool ReplicaPool::Panic() const {
+  absl::ReaderMutexLock lock(&mu_);
+  return PanicLocked(clock_.NowNanos());
 }
 
 bool ReplicaPool::WaitForRoutable(int n, absl::Duration timeout) const {
   const absl::Time deadline = absl::Now() + timeout;
   auto enough = [&]() ABSL_NO_THREAD_SAFETY_ANALYSIS {
-    const int64_t now = clock_.NowNanos();
-    int count = 0;
-    for (int i = 0; i < size(); ++i) count += RoutableLocked(i, now);
-    return count >= n;
+    return RoutableCountLocked(clock_.NowNanos()) >= n;
   };
   absl::MutexLock lock(&mu_);
   // Health changes wake the wait; ejections expire with time, so it also rechecks every

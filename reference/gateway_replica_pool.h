@@ -1,9 +1,12 @@
 // ReplicaPool: the gateway's view of its replicas: one gRPC channel each, the number of
 // requests outstanding on each, active health state (set by the HealthChecker with
 // rise/fall thresholds) and passive outlier ejection (OutlierDetector). Picks the
-// routable replica (healthy and not ejected) with the fewest outstanding requests, ties
-// broken round-robin. Publishes per-replica gauges and the detection times into Metrics.
-// Thread-safe.
+// routable replica with the fewest outstanding requests, ties broken round-robin.
+// Routable: healthy and not ejected; but in panic (fewer than panic_threshold_percent of
+// the replicas routable so), healthy alone: a passive ejection never takes out the last
+// replicas the active checks still pass, while a replica failing its active checks is
+// never routed to. Publishes per-replica gauges, the panic gauge and the detection times
+// into Metrics. Thread-safe.
 #pragma once
 
 #include <grpcpp/grpcpp.h>
@@ -53,6 +56,8 @@ class ReplicaPool {
 
   bool Routable(int i) const;
   int RoutableCount() const;
+  // Whether the pool is in panic now (see the class comment).
+  bool Panic() const;
   // Blocks until at least `n` replicas are routable or `timeout` passes.
   bool WaitForRoutable(int n, absl::Duration timeout) const;
   // Re-publishes the time-dependent gauges (ejections expire with time).
@@ -77,8 +82,13 @@ class ReplicaPool {
     int fail_streak = 0;
     int64_t first_probe_failure_ns = 0;
   };
-  bool RoutableLocked(int i, int64_t now_ns) const ABSL_SHARED_LOCKS_REQUIRED(mu_);
-  void PublishLocked(int i, int64_t now_ns) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  // Replicas healthy and not ejected (routable outside panic).
+  int InRotationLocked(int64_t now_ns) const ABSL_SHARED_LOCKS_REQUIRED(mu_);
+  bool PanicLocked(int64_t now_ns) const ABSL_SHARED_LOCKS_REQUIRED(mu_);
+  bool RoutableLocked(int i, int64_t now_ns, bool panic) const ABSL_SHARED_LOCKS_REQUIRED(mu_);
+  int RoutableCountLocked(int64_t now_ns) const ABSL_SHARED_LOCKS_REQUIRED(mu_);
+  // Publishes every replica's gauges and the panic gauge (panic is a property of all).
+  void PublishLocked(int64_t now_ns) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   void RecordDetection(int i, const char* by, int64_t ns);
 
   const GatewayOptions options_;

@@ -4,13 +4,17 @@
 #include <pthread.h>
 
 #include <atomic>
+#include <chrono>
 #include <cstdio>
+#include <deque>
 #include <fstream>
 #include <thread>
 #include <utility>
+#include <vector>
 
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_split.h"
+#include "absl/synchronization/mutex.h"
 #include "absl/synchronization/notification.h"
 #include "absl/time/clock.h"
 #include "common/log.h"
@@ -26,8 +30,9 @@
 
 namespace chaosdrill::reference {
 
-// The OIP service, the model and the replica's run-time state.
-class ReplicaImpl final : public inference::GRPCInferenceService::Service {
+// The OIP service (callback API), the model, the inference queue and its workers, and the
+// replica's run-time state.
+class ReplicaImpl final : public inference::GRPCInferenceService::CallbackService {
  public:
   explicit ReplicaImpl(ReplicaOptions options) : options_(std::move(options)) {}
   ~ReplicaImpl() override { Shutdown(); }
@@ -48,39 +53,65 @@ class ReplicaImpl final : public inference::GRPCInferenceService::Service {
   }
   std::string degrade() const { return DegradeModeName(mode()); }
 
-  grpc::Status ServerLive(grpc::ServerContext*, const inference::ServerLiveRequest*,
-                          inference::ServerLiveResponse* response) override {
+  grpc::ServerUnaryReactor* ServerLive(grpc::CallbackServerContext* context,
+                                       const inference::ServerLiveRequest*,
+                                       inference::ServerLiveResponse* response) override {
     response->set_live(true);
-    return grpc::Status::OK;
+    return Reply(context, grpc::Status::OK);
   }
-  grpc::Status ServerReady(grpc::ServerContext*, const inference::ServerReadyRequest*,
-                           inference::ServerReadyResponse* response) override {
+  grpc::ServerUnaryReactor* ServerReady(grpc::CallbackServerContext* context,
+                                        const inference::ServerReadyRequest*,
+                                        inference::ServerReadyResponse* response) override {
     response->set_ready(ready_.load(std::memory_order_acquire));
-    return grpc::Status::OK;
+    return Reply(context, grpc::Status::OK);
   }
-  grpc::Status ModelReady(grpc::ServerContext*, const inference::ModelReadyRequest* request,
-                          inference::ModelReadyResponse* response) override {
+  grpc::ServerUnaryReactor* ModelReady(grpc::CallbackServerContext* context,
+                                       const inference::ModelReadyRequest* request,
+                                       inference::ModelReadyResponse* response) override {
     response->set_ready(ready_.load(std::memory_order_acquire) &&
                         request->name() == options_.model);
-    return grpc::Status::OK;
+    return Reply(context, grpc::Status::OK);
   }
-  grpc::Status ServerMetadata(grpc::ServerContext*, const inference::ServerMetadataRequest*,
-                              inference::ServerMetadataResponse* response) override {
+  grpc::ServerUnaryReactor* ServerMetadata(grpc::CallbackServerContext* context,
+                                           const inference::ServerMetadataRequest*,
+                                           inference::ServerMetadataResponse* response) override {
     response->set_name("chaosdrill-replica");
     response->set_version(kVersion);
-    return grpc::Status::OK;
+    return Reply(context, grpc::Status::OK);
   }
-  grpc::Status ModelMetadata(grpc::ServerContext*, const inference::ModelMetadataRequest* request,
-                             inference::ModelMetadataResponse* response) override {
-    if (request->name() != options_.model) return UnknownModel(request->name());
-    if (!ready_.load(std::memory_order_acquire)) return NotReady();
+  grpc::ServerUnaryReactor* ModelMetadata(grpc::CallbackServerContext* context,
+                                          const inference::ModelMetadataRequest* request,
+                                          inference::ModelMetadataResponse* response) override {
+    if (request->name() != options_.model) return Reply(context, UnknownModel(request->name()));
+    if (!ready_.load(std::memory_order_acquire)) return Reply(context, NotReady());
     FillModelMetadata(model_->info(), response);
-    return grpc::Status::OK;
+    return Reply(context, grpc::Status::OK);
   }
-  grpc::Status ModelInfer(grpc::ServerContext* context, const inference::ModelInferRequest* request,
-                          inference::ModelInferResponse* response) override;
+  // Queues the inference for a worker (or refuses it: not ready, queue full, stopping).
+  grpc::ServerUnaryReactor* ModelInfer(grpc::CallbackServerContext* context,
+                                       const inference::ModelInferRequest* request,
+                                       inference::ModelInferResponse* response) override;
 
  private:
+  // One inference waiting for a worker; the pointers live until reactor->Finish.
+  struct Job {
+    grpc::CallbackServerContext* context;
+    const inference::ModelInferRequest* request;
+    inference::ModelInferResponse* response;
+    grpc::ServerUnaryReactor* reactor;
+  };
+  static grpc::ServerUnaryReactor* Reply(grpc::CallbackServerContext* context,
+                                         const grpc::Status& status) {
+    grpc::ServerUnaryReactor* reactor = context->DefaultReactor();
+    reactor->Finish(status);
+    return reactor;
+  }
+  // Runs one inference (on a worker thread).
+  grpc::Status Infer(grpc::CallbackServerContext* context,
+                     const inference::ModelInferRequest* request,
+                     inference::ModelInferResponse* response);
+  void WorkerLoop();
+  void StopWorkers();
   DegradeMode mode() const { return static_cast<DegradeMode>(degrade_.load()); }
   grpc::Status UnknownModel(const std::string& name) const {
     return grpc::Status(
@@ -101,17 +132,87 @@ class ReplicaImpl final : public inference::GRPCInferenceService::Service {
   std::unique_ptr<grpc::Server> server_;
   std::unique_ptr<AdminSocket> admin_;
   std::thread warmup_;
+  std::vector<std::thread> workers_;
+  absl::Mutex queue_mu_;
+  std::deque<Job> queue_ ABSL_GUARDED_BY(queue_mu_);
+  bool workers_stop_ ABSL_GUARDED_BY(queue_mu_) = false;
+  bool queue_full_logged_ ABSL_GUARDED_BY(queue_mu_) = false;
   absl::Notification stopping_;
   absl::Notification ready_note_;
   absl::Notification shutdown_;
   std::atomic<bool> shut_{false};
 };
 
-grpc::Status ReplicaImpl::ModelInfer(grpc::ServerContext* context,
-                                     const inference::ModelInferRequest* request,
-                                     inference::ModelInferResponse* response) {
-  if (request->model_name() != options_.model) return UnknownModel(request->model_name());
-  if (!ready_.load(std::memory_order_acquire)) return NotReady();
+grpc::ServerUnaryReactor* ReplicaImpl::ModelInfer(grpc::CallbackServerContext* context,
+                                                  const inference::ModelInferRequest* request,
+                                                  inference::ModelInferResponse* response) {
+  if (request->model_name() != options_.model) {
+    return Reply(context, UnknownModel(request->model_name()));
+  }
+  if (!ready_.load(std::memory_order_acquire)) return Reply(context, NotReady());
+  grpc::ServerUnaryReactor* reactor = context->DefaultReactor();
+  size_t queued = 0;
+  bool log_full = false;
+  {
+    absl::MutexLock lock(&queue_mu_);
+    if (!workers_stop_ && queue_.size() < static_cast<size_t>(options_.max_queue)) {
+      queue_.push_back(Job{context, request, response, reactor});
+      return reactor;
+    }
+    queued = queue_.size();
+    log_full = !workers_stop_ && !queue_full_logged_;
+    queue_full_logged_ = queue_full_logged_ || log_full;
+  }
+  if (log_full) {
+    LogWarn("replica", absl::StrCat(address_, ": ", queued,
+                                    " inferences queued (max_queue): refusing more with "
+                                    "RESOURCE_EXHAUSTED (logged once)"));
+  }
+  reactor->Finish(grpc::Status(
+      grpc::StatusCode::RESOURCE_EXHAUSTED,
+      absl::StrCat("replica overloaded: ", queued, " inferences already queued (max_queue ",
+                   options_.max_queue, ")")));
+  return reactor;
+}
+
+void ReplicaImpl::WorkerLoop() {
+  while (true) {
+    Job job{};
+    {
+      absl::MutexLock lock(&queue_mu_);
+      auto ready = [this]()
+                       ABSL_NO_THREAD_SAFETY_ANALYSIS { return !queue_.empty() || workers_stop_; };
+      queue_mu_.Await(absl::Condition(&ready));
+      if (queue_.empty()) return;  // stopping, nothing left
+      job = queue_.front();
+      queue_.pop_front();
+    }
+    // A caller that gave up while its inference waited gets no model time: a replica
+    // catching up after a stall skips the work nobody waits for any more.
+    grpc::Status status;
+    if (job.context->IsCancelled()) {
+      status = grpc::Status(grpc::StatusCode::CANCELLED, "cancelled while queued");
+    } else if (job.context->deadline() <= std::chrono::system_clock::now()) {
+      status = grpc::Status(grpc::StatusCode::DEADLINE_EXCEEDED, "deadline passed while queued");
+    } else {
+      status = Infer(job.context, job.request, job.response);
+    }
+    job.reactor->Finish(status);
+  }
+}
+
+void ReplicaImpl::StopWorkers() {
+  {
+    absl::MutexLock lock(&queue_mu_);
+    workers_stop_ = true;
+  }
+  for (std::thread& t : workers_) t.join();
+  workers_.clear();
+}
+
+grpc::Status ReplicaImpl::Infer(grpc::CallbackServerContext* context,
+                                const inference::ModelInferRequest* request,
+                                inference::ModelInferResponse* response) {
   const DegradeMode m = mode();
   if (m == DegradeMode::kErrors) {
     return grpc::Status(grpc::StatusCode::UNAVAILABLE, "replica degraded: errors mode");
@@ -147,6 +248,10 @@ absl::Status ReplicaImpl::Start() {
     return absl::InvalidArgumentError(
         absl::StrCat("replica threads must be in [1, 256], got ", options_.threads));
   }
+  if (options_.max_queue < 1 || options_.max_queue > 100000) {
+    return absl::InvalidArgumentError(
+        absl::StrCat("replica max_queue must be in [1, 100000], got ", options_.max_queue));
+  }
   // Build the model up front so a bad option fails Start; the warm-up inference (and the
   // readiness it gates) runs once the server is already answering probes.
   ModelOptions model_options{.name = options_.model,
@@ -156,15 +261,16 @@ absl::Status ReplicaImpl::Start() {
                              .seed = options_.seed};
   ASSIGN_OR_RETURN(model_, CreateModel(model_options));
 
+  for (int i = 0; i < options_.threads; ++i) {
+    workers_.emplace_back([this] {
+      pthread_setname_np(pthread_self(), "replica-infer");
+      WorkerLoop();
+    });
+  }
   grpc::ServerBuilder builder;
   int port = 0;
   builder.AddListeningPort(options_.listen, grpc::InsecureServerCredentials(), &port);
   builder.RegisterService(this);
-  grpc::ResourceQuota quota("replica");
-  quota.SetMaxThreads(options_.threads + 2);
-  builder.SetResourceQuota(quota);
-  builder.SetSyncServerOption(grpc::ServerBuilder::SyncServerOption::MAX_POLLERS,
-                              std::max(1, options_.threads / 2));
   server_ = builder.BuildAndStart();
   if (server_ == nullptr || port == 0) {
     server_.reset();
@@ -238,6 +344,9 @@ void ReplicaImpl::Shutdown() {
   if (warmup_.joinable()) warmup_.join();
   admin_.reset();
   if (server_ != nullptr) server_->Wait();
+  // Every call has finished once the server is down, so the queue is empty: the workers
+  // stay up until then to answer what was queued.
+  StopWorkers();
   shutdown_.Notify();
 }
 

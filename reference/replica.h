@@ -7,6 +7,12 @@
 //   wrong-answers  still ready, ModelInfer returns a perturbed output (a gray failure)
 //   errors         ModelInfer fails with UNAVAILABLE
 //   slow           ModelInfer adds a fixed delay before answering
+//
+// Inferences run on `threads` worker threads; up to `max_queue` more wait for one in
+// arrival order (a replica catching up after a stall answers its backlog instead of
+// refusing it); beyond that, and only then, ModelInfer answers RESOURCE_EXHAUSTED. A queued
+// inference whose caller gave up (cancelled, or its deadline passed) is answered without
+// running the model.
 #pragma once
 
 #include <cstdint>
@@ -29,7 +35,8 @@ struct ReplicaOptions {
   int slow_delay_ms = 200;   // added latency in "slow" mode
   std::string admin_socket;  // optional Unix socket path for run-time control
   std::string ready_file;    // optional: the bound address is written here once ready
-  int threads = 4;           // gRPC server threads (bounded)
+  int threads = 4;           // inference worker threads
+  int max_queue = 256;       // inferences that may wait for a worker (see above)
   int warmup_delay_ms = 0;   // holds readiness back this long (simulates a slow model load)
 };
 

@@ -558,6 +558,184 @@ TEST_CASE("the gateway never routes to an ejected replica", "[reference]") {
   CHECK(g.metrics().Value("chaosdrill_gateway_replica_ejected", {{"replica", r.addresses[0]}}) ==
         1);
   CHECK(g.RoutableReplicas() == 2);
+  // 2 of 3 in rotation is above the 50 % panic threshold: the ejection is honoured.
+  CHECK(g.metrics().Value("chaosdrill_gateway_panic") == 0);
+  CHECK(g.metrics().Value("chaosdrill_gateway_panic_routed_total", {{"replica", r.addresses[0]}}) ==
+        0);
+}
+
+// Ejects the only replica (deep probe off, so its health checks keep passing: only outlier
+// detection sees its errors), heals it, and returns how many of 20 inferences then succeed
+// while it is still ejected (20 s).
+int OkAfterEjectingTheOnlyReplica(int panic_threshold, Gateway** out_gateway,
+                                  std::unique_ptr<Gateway>* holder, InProcessReplicas& r) {
+  GatewayOptions options = FastGateway(r.addresses);
+  options.deep_probe = false;
+  options.base_ejection_ms = 20000;
+  options.max_ejection_ms = 20000;
+  options.panic_threshold_percent = panic_threshold;
+  auto gateway = Gateway::Start(options);
+  REQUIRE(gateway.ok());
+  *holder = *std::move(gateway);
+  Gateway& g = **holder;
+  *out_gateway = &g;
+  REQUIRE(g.WaitForRoutable(1, 20000));
+  CHECK(g.metrics().Value("chaosdrill_gateway_panic") == 0);
+  REQUIRE(r.replicas[0]->SetDegrade("errors").ok());
+  auto stub = Connect(g.address());
+  int failed = 0;
+  for (int i = 0; i < 3; ++i) failed += !Infer(*stub, GoldenInput()).ok();
+  CHECK(failed == 3);  // one replica: a retry has nowhere else to go
+  REQUIRE(g.metrics().Value("chaosdrill_gateway_ejections_total", {{"replica", r.addresses[0]}}) ==
+          1);
+  REQUIRE(r.replicas[0]->SetDegrade("none").ok());
+  int ok = 0;
+  absl::Status last;
+  for (int i = 0; i < 20; ++i) {
+    auto answer = Infer(*stub, GoldenInput());
+    ok += answer.ok();
+    if (!answer.ok()) last = answer.status();
+  }
+  std::printf(
+      "panic threshold %d%%: %d of 20 OK after the only replica was ejected%s%s\n", panic_threshold,
+      ok, last.ok() ? "" : "; last error: ", last.ok() ? "" : std::string(last.message()).c_str());
+  CHECK(g.metrics().Value("chaosdrill_gateway_replica_ejected", {{"replica", r.addresses[0]}}) ==
+        1);
+  return ok;
+}
+
+TEST_CASE("panic: a burst of errors from the only replica does not leave the gateway refusing",
+          "[reference]") {
+  // With one replica, 3 failed tries eject it; below the 50 % panic threshold (0 of 1 in
+  // rotation) the gateway keeps routing to it because its health checks still pass, so a
+  // hiccup costs the failed tries, not the 20 s ejection.
+  InProcessReplicas r(1);
+  Gateway* g = nullptr;
+  std::unique_ptr<Gateway> holder;
+  CHECK(OkAfterEjectingTheOnlyReplica(50, &g, &holder, r) == 20);
+  Metrics& m = g->metrics();
+  CHECK(m.Value("chaosdrill_gateway_panic") == 1);
+  CHECK(m.Value("chaosdrill_gateway_panic_routed_total", {{"replica", r.addresses[0]}}) == 20);
+  CHECK(g->RoutableReplicas() == 1);
+  CHECK(IsReady(*Connect(g->address())));
+  // /metrics shows it, with the replica ejected yet routable.
+  const std::string body = HttpGet(g->metrics_address(), "/metrics");
+  INFO(body);
+  CHECK(body.find("\nchaosdrill_gateway_panic 1\n") != std::string::npos);
+  CHECK(body.find("# TYPE chaosdrill_gateway_panic gauge") != std::string::npos);
+  CHECK(body.find(absl::StrCat("chaosdrill_gateway_replica_ejected{replica=\"", r.addresses[0],
+                               "\"} 1")) != std::string::npos);
+  CHECK(body.find(absl::StrCat("chaosdrill_gateway_replica_routable{replica=\"", r.addresses[0],
+                               "\"} 1")) != std::string::npos);
+  CHECK(body.find("chaosdrill_gateway_routable_replicas 1") != std::string::npos);
+}
+
+TEST_CASE("panic threshold 0: ejecting the only replica leaves nothing to route to",
+          "[reference]") {
+  // The control: with panic routing off the same burst takes the gateway down for the
+  // ejection (the behaviour panic routing exists to prevent).
+  InProcessReplicas r(1);
+  Gateway* g = nullptr;
+  std::unique_ptr<Gateway> holder;
+  CHECK(OkAfterEjectingTheOnlyReplica(0, &g, &holder, r) == 0);
+  CHECK(g->metrics().Value("chaosdrill_gateway_panic") == 0);
+  CHECK(g->RoutableReplicas() == 0);
+  CHECK_FALSE(IsReady(*Connect(g->address())));
+  CHECK(Gateway::Start([&] {
+          GatewayOptions o = FastGateway(r.addresses);
+          o.panic_threshold_percent = 101;
+          return o;
+        }())
+            .status()
+            .code() == absl::StatusCode::kInvalidArgument);
+}
+
+TEST_CASE("panic: with three replicas one ejection is honoured, a second one starts panic",
+          "[reference]") {
+  InProcessReplicas r(3);
+  GatewayOptions options = FastGateway(r.addresses);
+  options.deep_probe = false;
+  options.base_ejection_ms = 20000;
+  options.max_ejection_ms = 20000;
+  auto gateway = Gateway::Start(options);
+  REQUIRE(gateway.ok());
+  Gateway& g = **gateway;
+  REQUIRE(g.WaitForRoutable(3, 20000));
+  Metrics& m = g.metrics();
+  auto stub = Connect(g.address());
+  auto eject = [&](int i) {
+    REQUIRE(r.replicas[i]->SetDegrade("errors").ok());
+    for (int k = 0; k < 300 && m.Value("chaosdrill_gateway_ejections_total",
+                                       {{"replica", r.addresses[i]}}) < 1;
+         ++k) {
+      (void)Infer(*stub, GoldenInput());
+    }
+    REQUIRE(m.Value("chaosdrill_gateway_ejections_total", {{"replica", r.addresses[i]}}) == 1);
+    REQUIRE(r.replicas[i]->SetDegrade("none").ok());
+  };
+  auto ok_of = [&](int n) {
+    int ok = 0;
+    for (int k = 0; k < n; ++k) ok += Infer(*stub, GoldenInput()).ok();
+    return ok;
+  };
+  // One ejected: 2 of 3 in rotation (67 % >= 50 %), it gets nothing.
+  eject(0);
+  const double tries0 = ReplicaTries(g, r.addresses[0]);
+  CHECK(ok_of(30) == 30);
+  CHECK(ReplicaTries(g, r.addresses[0]) == tries0);
+  CHECK(m.Value("chaosdrill_gateway_panic") == 0);
+  CHECK(g.RoutableReplicas() == 2);
+  // Two ejected: 1 of 3 (33 % < 50 %): panic, all three healthy replicas take traffic again.
+  eject(1);
+  CHECK(m.Value("chaosdrill_gateway_panic") == 1);
+  CHECK(g.RoutableReplicas() == 3);
+  const double before0 = ReplicaTries(g, r.addresses[0]);
+  const double before1 = ReplicaTries(g, r.addresses[1]);
+  CHECK(ok_of(60) == 60);
+  const double routed0 = ReplicaTries(g, r.addresses[0]) - before0;
+  const double routed1 = ReplicaTries(g, r.addresses[1]) - before1;
+  std::printf("panic with 2 of 3 ejected: 60 requests, %.0f and %.0f tries on the ejected ones\n",
+              routed0, routed1);
+  CHECK(routed0 > 0);
+  CHECK(routed1 > 0);
+  CHECK(m.Value("chaosdrill_gateway_panic_routed_total", {{"replica", r.addresses[0]}}) == routed0);
+}
+
+TEST_CASE("panic: a replica failing its active health checks stays out", "[reference]") {
+  // The only replica answers errors with the deep probe on: 3 failed tries eject it and 2
+  // failed probes mark it unhealthy. Panic ignores the ejection, not the health checks:
+  // nothing is routable, the gateway answers UNAVAILABLE itself and the replica sees no
+  // try. Healed, it comes back after `rise` passed probes, still ejected (20 s) but routed.
+  InProcessReplicas r(1);
+  GatewayOptions options = FastGateway(r.addresses);
+  options.base_ejection_ms = 20000;
+  options.max_ejection_ms = 20000;
+  auto gateway = Gateway::Start(options);
+  REQUIRE(gateway.ok());
+  Gateway& g = **gateway;
+  REQUIRE(g.WaitForRoutable(1, 20000));
+  Metrics& m = g.metrics();
+  REQUIRE(r.replicas[0]->SetDegrade("errors").ok());
+  auto stub = Connect(g.address());
+  for (int i = 0; i < 3; ++i) (void)Infer(*stub, GoldenInput());
+  REQUIRE(m.Value("chaosdrill_gateway_ejections_total", {{"replica", r.addresses[0]}}) == 1);
+  const absl::Time deadline = absl::Now() + absl::Seconds(20);
+  while (m.Value("chaosdrill_gateway_replica_healthy", {{"replica", r.addresses[0]}}) != 0 &&
+         absl::Now() < deadline) {
+    absl::SleepFor(absl::Milliseconds(10));
+  }
+  REQUIRE(m.Value("chaosdrill_gateway_replica_healthy", {{"replica", r.addresses[0]}}) == 0);
+  CHECK(g.RoutableReplicas() == 0);
+  const double tries = ReplicaTries(g, r.addresses[0]);
+  auto refused = Infer(*stub, GoldenInput());
+  CHECK(refused.status().code() == absl::StatusCode::kUnavailable);
+  CHECK_THAT(std::string(refused.status().message()), Catch::Contains("no healthy replica"));
+  CHECK(ReplicaTries(g, r.addresses[0]) == tries);
+  CHECK(m.Value("chaosdrill_gateway_panic") == 1);
+  REQUIRE(r.replicas[0]->SetDegrade("none").ok());
+  REQUIRE(g.WaitForRoutable(1, 20000));
+  CHECK(m.Value("chaosdrill_gateway_replica_ejected", {{"replica", r.addresses[0]}}) == 1);
+  CHECK(Infer(*stub, GoldenInput()).ok());
 }
 
 TEST_CASE("short client deadlines and the overall deadline do not eject healthy replicas",

@@ -1,6 +1,7 @@
 // reference_test_replica: a replica process for tests that need to SIGKILL one (the CLI's
 // `chaosdrill reference replica` serves the same RunReplica). Flags:
 //   --listen ADDR --ready-file PATH --admin-socket PATH --degrade MODE --width N --depth N
+//   --threads N --max-queue N
 #include <cstdio>
 #include <cstdlib>
 #include <string>
@@ -24,6 +25,10 @@ int main(int argc, char** argv) {
       options.width = std::atoi(value.c_str());
     } else if (flag == "--depth") {
       options.depth = std::atoi(value.c_str());
+    } else if (flag == "--threads") {
+      options.threads = std::atoi(value.c_str());
+    } else if (flag == "--max-queue") {
+      options.max_queue = std::atoi(value.c_str());
     } else {
       std::fprintf(stderr, "unknown flag %s\n", flag.c_str());
       return 2;
