@@ -636,6 +636,17 @@ void Drill::Loop() {
           return;
         }
         Emit("inject", f.name, event.target);
+        // A fault is held for its duration from the moment the agent confirmed it (t_i),
+        // not from `at`: an injection that took 70 ms would otherwise be held 70 ms short.
+        if (f.spec.duration) {
+          for (size_t k = next; k < actions.size(); ++k) {
+            if (!actions[k].inject && actions[k].fault == a.fault) {
+              actions[k].t = event.injected_ns + Ns(*f.spec.duration);
+            }
+          }
+          std::stable_sort(actions.begin() + static_cast<std::ptrdiff_t>(next), actions.end(),
+                           [](const Action& x, const Action& y) { return x.t < y.t; });
+        }
       } else {
         absl::Status st = driver_->Revert(f.name, event);
         if (!st.ok()) {

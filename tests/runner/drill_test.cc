@@ -520,7 +520,7 @@ TEST_CASE("a fault that cannot be injected ends the drill as an infrastructure e
   CHECK_THAT(r.exit_reason, Catch::Contains("hang"));
 }
 
-TEST_CASE("a fault is reverted at its duration (revert within 100 ms of at + duration)",
+TEST_CASE("a fault is held for its duration from its confirmed injection and then reverted",
           "[runner][drill]") {
   OipServer server;
   Sleeper sleeper;
@@ -550,13 +550,21 @@ TEST_CASE("a fault is reverted at its duration (revert within 100 ms of at + dur
   REQUIRE(f.reverted_ns.has_value());
   const reports::Event* revert = FindEvent(r, "revert", "hang");
   REQUIRE(revert != nullptr);
-  const int64_t planned = 3'500'000'000;  // at + duration
-  INFO("revert event at " << revert->t_ns / 1e6 << " ms, confirmed at " << *f.reverted_ns / 1e6
-                          << " ms, planned " << planned / 1e6 << " ms; injected at "
-                          << f.injected_ns / 1e6 << " ms");
-  CHECK(revert->t_ns >= planned);
-  CHECK(revert->t_ns - planned <= 100'000'000);
-  CHECK(*f.reverted_ns - planned <= 100'000'000);
+  // The revert is due at t_i + duration (the agent's confirmation plus 1.5 s), not at
+  // at + duration: the injection's own latency must not shorten the fault.
+  constexpr int64_t kDuration = 1'500'000'000;
+  const int64_t held = *f.reverted_ns - f.injected_ns;
+  std::printf(
+      "revert on time: scheduled %.1f ms, injected (confirmed) %.1f ms (+%.1f), revert "
+      "confirmed %.1f ms, event %.1f ms: held %.1f ms for a %.0f ms fault (%+.1f ms)\n",
+      f.scheduled_ns / 1e6, f.injected_ns / 1e6, (f.injected_ns - f.scheduled_ns) / 1e6,
+      *f.reverted_ns / 1e6, revert->t_ns / 1e6, held / 1e6, kDuration / 1e6,
+      (held - kDuration) / 1e6);
+  CHECK(held >= kDuration);
+  // Late only by the loop's wake-up and the revert call itself (SIGCONT and the agent's
+  // check that the process runs): milliseconds; 50 ms absorbs a loaded 2-core machine.
+  CHECK(held - kDuration <= 50'000'000);
+  CHECK(revert->t_ns >= f.injected_ns + kDuration);
   CHECK(seen_stopped.load());
   CHECK(ProcState(sleeper.pid) != 'T');
   // The environment names this host's GPUs as reports::GpuEnvironment() reads them.
