@@ -23,6 +23,7 @@
 #include "absl/strings/str_format.h"
 #include "absl/time/clock.h"
 #include "injector/fault_registry.h"
+#include "reference/gateway.h"
 #include "reports/run_record_json.h"
 #include "runner/analysis.h"
 #include "runner/drill.h"
@@ -157,10 +158,30 @@ std::optional<PauseWitness> FindPause(const std::vector<StateChange>& changes) {
 //    it, one for the scrape bracketing). The analysis's hold window must also stay good
 //    after that: on this shared machine a stall can break it, which the generous G (100
 //    ms), hold (2 s) and recovery ratio (0.9: 40 bad requests per window tolerated) absorb.
-// The issue's bound [d, d + 2 I + detection] is printed alongside: the gateway's detection
-// time (chaosdrill_gateway_last_detection_seconds) measures first failure to unhealthy, but
-// with one replica an unhealthy verdict keeps the replica out until `rise` probes pass
-// after the resume, so the real outage is resume + re-admission, not d + detection.
+// The issue's bound, RTO in [d, d + 2 I + detection] (detection: the gateway's
+// chaosdrill_gateway_last_detection_seconds, first failure of a streak to unhealthy or
+// ejected; 0 when it detected nothing), checked as far as it holds:
+//  - its upper end holds as stated while the gateway keeps the replica in routing: a pause
+//    shorter than `fall` health intervals and the 1 s per-try timeout (0.2 s) marks
+//    nothing unhealthy and fails no try (the replica queues its backlog instead of refusing
+//    it, and panic routing would ignore an ejection of the only replica anyway), so RTO
+//    <= d + 2 I, and the gateway answered every request OK;
+//  - a pause that outlasts `fall` probes (1.0, 2.0 s) marks the replica unhealthy, and a
+//    replica failing its health checks stays out even in panic until `rise` probes pass
+//    after the resume: that re-admission, up to rise x health interval (1 s; the first
+//    passing probe comes 0-500 ms after the resume, then one more interval), is not in
+//    the issue's bound and is added to it here: RTO <= d + 2 I + detection + rise x
+//    interval. A 1.0 s pause is marked unhealthy only when two probes start inside it
+//    (about half the runs): measured RTO d - 0.07..-0.04 s when not (the issue's bound
+//    holds: d + 2 I + the ~10 ms ejection detection, panic keeping the ejected replica
+//    in routing), d + 0.68 s when it was; 2.0 s: d + 0.44..0.47 s, re-admission 431-464
+//    ms after the resume (the issue's bound alone is d + 0.51 s);
+//  - its lower end d cannot hold by the definition of a good request: one intended less
+//    than G before the resume is answered within G of its intended time, so it is good
+//    and RTO is about d - G (the witness-derived lower bound above; 0.2 s: RTO 108-114
+//    ms); it is printed.
+// The fault itself is held d from its confirmed injection (the drill reverts it at
+// t_i + d): /proc sees the replica stopped for at least d.
 void PauseTheOnlyReplica(int pause_ms) {
   if (!Ready()) return;
   TempDir dir;
@@ -216,7 +237,8 @@ void PauseTheOnlyReplica(int pause_ms) {
   // process is stopped, and a revert once it runs again.
   CHECK(ti > stop_lo);
   CHECK(*f.reverted_ns > cont_lo);
-  CHECK(cont_hi - stop_lo >= pause_ms * kMs - (ti - f.scheduled_ns));
+  CHECK(*f.reverted_ns - ti >= pause_ms * kMs);
+  CHECK(cont_hi - stop_lo >= pause_ms * kMs);
 
   // The gateway's view, from its own metrics.
   auto topo = obs.topology();
@@ -323,9 +345,36 @@ void PauseTheOnlyReplica(int pause_ms) {
   std::printf("  upper bound t_r <= t_drained + 2 I = %.1f ms: margin %.1f ms\n", Ms(upper),
               Ms(upper - fr.recovered_ns));
   CHECK(fr.recovered_ns <= upper);
-  const int64_t issue_upper = pause_ms * kMs + 2 * I + static_cast<int64_t>(detection_s * 1e9);
-  std::printf("  the issue's bound: RTO in [%d, %.1f] ms: %s\n", pause_ms, Ms(issue_upper),
-              fr.rto_ns >= pause_ms * kMs && fr.rto_ns <= issue_upper ? "inside" : "outside");
+  const int64_t d = pause_ms * kMs;
+  const int64_t issue_upper = d + 2 * I + static_cast<int64_t>(detection_s * 1e9);
+  const double errors =
+      delta("chaosdrill_gateway_responses_total", {{"method", "ModelInfer"}}) -
+      delta("chaosdrill_gateway_responses_total", {{"method", "ModelInfer"}, {"code", "OK"}});
+  // The gateway's settings as the supervisor starts it (reference/gateway.h defaults).
+  const reference::GatewayOptions gw;
+  const int64_t readmission =
+      health_detections > 0 ? int64_t{gw.rise} * gw.health_interval_ms * kMs : 0;
+  std::printf(
+      "  the issue's bound: RTO in [%d, %.1f] ms (d + 2 I + detection %.0f ms): %s; "
+      "re-admission allowance %.0f ms (rise %d x %d ms, only once marked unhealthy): RTO <= "
+      "%.1f ms, margin %.1f ms; RTO - d %+.1f ms (G %.0f ms)\n",
+      pause_ms, Ms(issue_upper), detection_s * 1e3,
+      fr.rto_ns >= d && fr.rto_ns <= issue_upper ? "inside" : "outside", Ms(readmission), gw.rise,
+      gw.health_interval_ms, Ms(issue_upper + readmission),
+      Ms(issue_upper + readmission - fr.rto_ns), Ms(fr.rto_ns - d), Ms(G));
+  CHECK(fr.rto_ns <= issue_upper + readmission);
+  if (pause_ms + gw.health_timeout_ms <= (gw.fall - 1) * gw.health_interval_ms &&
+      pause_ms < gw.per_try_timeout_ms) {
+    // Too short for the gateway to take the replica out: `fall` failed probes in a row
+    // need `fall` probe starts one interval apart within (stop - timeout, resume), and no
+    // try outlives the per-try timeout. So nothing unhealthy, no ejection, every request
+    // answered OK (the backlog queued, not refused), and the issue's upper bound holds as
+    // stated (detection 0).
+    CHECK(health_detections == 0);
+    CHECK(outlier_detections == 0);
+    CHECK(errors == 0);
+    CHECK(fr.rto_ns <= issue_upper);
+  }
 }
 
 TEST_CASE("ground truth: pausing the only replica for 0.2 s", "[integration][ground-truth][slow]") {
