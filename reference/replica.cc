@@ -153,15 +153,21 @@ grpc::ServerUnaryReactor* ReplicaImpl::ModelInfer(grpc::CallbackServerContext* c
   grpc::ServerUnaryReactor* reactor = context->DefaultReactor();
   size_t queued = 0;
   bool log_full = false;
+  bool stopping = false;
   {
     absl::MutexLock lock(&queue_mu_);
-    if (!workers_stop_ && queue_.size() < static_cast<size_t>(options_.max_queue)) {
+    stopping = workers_stop_;
+    if (!stopping && queue_.size() < static_cast<size_t>(options_.max_queue)) {
       queue_.push_back(Job{context, request, response, reactor});
       return reactor;
     }
     queued = queue_.size();
-    log_full = !workers_stop_ && !queue_full_logged_;
+    log_full = !stopping && !queue_full_logged_;
     queue_full_logged_ = queue_full_logged_ || log_full;
+  }
+  if (stopping) {
+    reactor->Finish(grpc::Status(grpc::StatusCode::UNAVAILABLE, "replica shutting down"));
+    return reactor;
   }
   if (log_full) {
     LogWarn("replica", absl::StrCat(address_, ": ", queued,
