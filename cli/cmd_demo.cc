@@ -1,8 +1,8 @@
 // `chaosdrill demo`: what `make demo` does, from an installed binary. The default drill
 // (scenarios/library/demo.yaml) is compiled into the binary (cli/embed_file.cmake), so no
 // source tree is needed: it starts the reference service, kills a replica, slows the
-// gateway, kills the session store's primary, and prints the verdict with RTO per fault,
-// RPO, and where the HTML report is.
+// gateway, slows the session store's replication link and kills its primary, and prints
+// the verdict with RTO per fault, RPO, and where the HTML report is.
 #include <signal.h>
 #include <unistd.h>
 
@@ -101,7 +101,8 @@ int DemoCommand(int argc, char** argv) {
       "Run the default drill against the built-in reference inference service, as `make demo`\n"
       "does: 3 model replicas behind a health-checking gateway, Redis with sentinels, 100 rps\n"
       "of load and 20 session writes/s; a replica is killed, 150 ms of latency is added in\n"
-      "front of the gateway, and the session store's primary is killed. About a minute; no\n"
+      "front of the gateway, the session store's replication link is slowed and its primary\n"
+      "killed (async replication: the unreplicated writes are lost). About a minute; no\n"
       "root needed (redis-server and redis-sentinel must be installed). Prints the verdict\n"
       "with RTO per fault and RPO, and the path of the HTML report.\n\n"
       "The drill is scenarios/library/demo.yaml, built into this binary: print it with\n"
