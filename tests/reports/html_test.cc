@@ -3,7 +3,8 @@
 // self-contained file), the DOM has one fault band per fault, the page does not scroll
 // sideways at 390 px (laid out in a 390 px frame), and light, phone and dark-mode screenshots are
 // taken and checked for content and background colour. With CHAOSDRILL_REPORT_EXAMPLE=PATH the
-// screenshot of the realistic record is kept there (docs/report-example.png is made that way).
+// screenshot of the realistic (synthetic) record is kept there, to look at; the one in the
+// docs, docs/report-demo.png, is a real demo run's report (how: docs/quickstart.md).
 // Skips with a reason without chromium.
 #include <unistd.h>
 
