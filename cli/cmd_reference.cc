@@ -317,6 +317,11 @@ int ReferenceCommand(int argc, char** argv) {
       ->check(CLI::IsMember({"async", "sync"}))
       ->capture_default_str();
   up->add_option("--device", so.device, "cpu|cuda")->capture_default_str();
+  up->add_option("--network", so.network,
+                 "loopback, or netns: each replica in its own network namespace on its own veth "
+                 "link (root)")
+      ->check(CLI::IsMember({"loopback", "netns"}))
+      ->capture_default_str();
   up->add_option("--width", so.width, "Model layer width")->capture_default_str();
   up->add_option("--depth", so.depth, "Model depth")->capture_default_str();
   up->add_option("--dir", so.dir, "State directory (configs, logs, topology.json)")
@@ -325,11 +330,6 @@ int ReferenceCommand(int argc, char** argv) {
       ->capture_default_str();
   up->add_flag("--foreground", foreground, "Supervise in this process until SIGTERM/SIGINT");
 
-  up->add_option("--network", so.network,
-                 "loopback, or netns: each replica in its own network namespace on its own veth "
-                 "link (root)")
-      ->check(CLI::IsMember({"loopback", "netns"}))
-      ->capture_default_str();
   // down / status
   std::string dir = kDefaultDir;
   int down_timeout_s = 30;
