@@ -153,13 +153,14 @@ TEST_CASE("version names the commit the binary was built from", "[cli]") {
   std::printf("version: built from %s, HEAD is %s", commit.c_str(), in_repo.out.c_str());
 }
 
-// Scenario text whose faults are `faults` (YAML list items), against the reference service.
+// Scenario text whose faults are `faults` (YAML list items), against the reference service
+// (its replicas on links of their own, so that network faults may aim at one of them).
 std::string ReferenceScenario(const std::string& faults) {
   return absl::StrCat(
       "apiVersion: chaosdrill/v1\n"
       "kind: Scenario\n"
       "metadata: {name: preflight}\n"
-      "target: {reference: {replicas: 3}}\n"
+      "target: {reference: {replicas: 3, network: netns}}\n"
       "load: {rate: 10/s}\n"
       "faults:\n",
       faults);
