@@ -1,5 +1,6 @@
 #include "reference/session_store.h"
 
+#include <optional>
 #include <utility>
 
 #include "absl/strings/numbers.h"
@@ -137,55 +138,15 @@ void SessionStore::Return(std::unique_ptr<RedisConnection> conn, bool healthy) {
   if (conn->address() == primary_ && idle_.size() < kMaxIdle) idle_.push_back(std::move(conn));
 }
 
-absl::StatusOr<AppendAck> SessionStore::Append(const std::string& session, uint64_t seq,
-                                               const std::string& payload) {
-  if (session.empty()) return absl::InvalidArgumentError("append: empty session name");
-  const std::string key = options_.key_prefix + session;
-  const std::string what = absl::StrCat("append seq ", seq, " to session '", session, "'");
+template <typename T, typename Attempt>
+absl::StatusOr<T> SessionStore::WithFailover(const std::string& what, Attempt attempt) {
   const absl::Time deadline = absl::Now() + options_.failover_budget;
   absl::Status last = absl::UnavailableError("no attempt made");
   while (true) {
     auto conn = Borrow();
     if (conn.ok()) {
-      RedisConnection& c = **conn;
-      auto pushed = c.Command({"RPUSH", key, EncodeEntry(seq, payload)});
-      if (!pushed.ok()) {
-        // The write may or may not have happened: report, never retry blindly.
-        Return(std::move(*conn), false);
-        return absl::UnavailableError(absl::StrCat(what, ": ", pushed.status().message()));
-      }
-      if (NotPrimaryReply(*pushed)) {
-        last = absl::UnavailableError(absl::StrCat(what, ": ", c.address(), ": ", pushed->str));
-        Return(std::move(*conn), false);
-      } else if (pushed->is_error() || pushed->type != RedisValue::Type::kInteger) {
-        Return(std::move(*conn), true);
-        return absl::InternalError(
-            absl::StrCat(what, ": unexpected reply to RPUSH: ", pushed->str));
-      } else {
-        AppendAck ack;
-        ack.length = static_cast<uint64_t>(pushed->integer);
-        ack.primary = c.address();
-        if (options_.replication == "sync") {
-          auto waited = c.Command(
-              {"WAIT", "1", absl::StrCat(absl::ToInt64Milliseconds(options_.wait_timeout))});
-          if (!waited.ok() || waited->type != RedisValue::Type::kInteger) {
-            std::string why = waited.ok() ? waited->str : std::string(waited.status().message());
-            Return(std::move(*conn), false);
-            return absl::UnavailableError(
-                absl::StrCat(what, ": written on ", ack.primary,
-                             " but WAIT failed, so not acknowledged: ", why));
-          }
-          if (waited->integer < 1) {
-            Return(std::move(*conn), true);
-            return absl::UnavailableError(absl::StrCat(
-                what, ": written on ", ack.primary, " but no replica confirmed it within ",
-                absl::FormatDuration(options_.wait_timeout), ", so not acknowledged"));
-          }
-          ack.replicas_acked = static_cast<int>(waited->integer);
-        }
-        Return(std::move(*conn), true);
-        return ack;
-      }
+      std::optional<absl::StatusOr<T>> answer = attempt(std::move(*conn), last);
+      if (answer.has_value()) return *std::move(answer);
     } else {
       last = Annotate(conn.status(), what);
     }
@@ -196,48 +157,93 @@ absl::StatusOr<AppendAck> SessionStore::Append(const std::string& session, uint6
                                              absl::FormatDuration(options_.failover_budget), ")"));
 }
 
+absl::StatusOr<AppendAck> SessionStore::Append(const std::string& session, uint64_t seq,
+                                               const std::string& payload) {
+  if (session.empty()) return absl::InvalidArgumentError("append: empty session name");
+  const std::string key = options_.key_prefix + session;
+  const std::string what = absl::StrCat("append seq ", seq, " to session '", session, "'");
+  using Answer = std::optional<absl::StatusOr<AppendAck>>;
+  return WithFailover<AppendAck>(
+      what, [&](std::unique_ptr<RedisConnection> conn, absl::Status& retry) -> Answer {
+        auto pushed = conn->Command({"RPUSH", key, EncodeEntry(seq, payload)});
+        if (!pushed.ok()) {
+          // The write may or may not have happened: report, never retry blindly.
+          Return(std::move(conn), false);
+          return absl::UnavailableError(absl::StrCat(what, ": ", pushed.status().message()));
+        }
+        if (NotPrimaryReply(*pushed)) {
+          retry =
+              absl::UnavailableError(absl::StrCat(what, ": ", conn->address(), ": ", pushed->str));
+          Return(std::move(conn), false);
+          return std::nullopt;
+        }
+        if (pushed->is_error() || pushed->type != RedisValue::Type::kInteger) {
+          Return(std::move(conn), true);
+          return absl::InternalError(
+              absl::StrCat(what, ": unexpected reply to RPUSH: ", pushed->str));
+        }
+        AppendAck ack;
+        ack.length = static_cast<uint64_t>(pushed->integer);
+        ack.primary = conn->address();
+        if (options_.replication == "sync") {
+          auto waited = conn->Command(
+              {"WAIT", "1", absl::StrCat(absl::ToInt64Milliseconds(options_.wait_timeout))});
+          if (!waited.ok() || waited->type != RedisValue::Type::kInteger) {
+            std::string why = waited.ok() ? waited->str : std::string(waited.status().message());
+            Return(std::move(conn), false);
+            return absl::UnavailableError(
+                absl::StrCat(what, ": written on ", ack.primary,
+                             " but WAIT failed, so not acknowledged: ", why));
+          }
+          if (waited->integer < 1) {
+            Return(std::move(conn), true);
+            return absl::UnavailableError(absl::StrCat(
+                what, ": written on ", ack.primary, " but no replica confirmed it within ",
+                absl::FormatDuration(options_.wait_timeout), ", so not acknowledged"));
+          }
+          ack.replicas_acked = static_cast<int>(waited->integer);
+        }
+        Return(std::move(conn), true);
+        return ack;
+      });
+}
+
 absl::StatusOr<SessionRead> SessionStore::Read(const std::string& session) {
   if (session.empty()) return absl::InvalidArgumentError("read: empty session name");
   const std::string key = options_.key_prefix + session;
   const std::string what = absl::StrCat("read session '", session, "'");
-  const absl::Time deadline = absl::Now() + options_.failover_budget;
-  absl::Status last = absl::UnavailableError("no attempt made");
-  while (true) {
-    auto conn = Borrow();
-    if (conn.ok()) {
-      auto v = (*conn)->Command({"LRANGE", key, "0", "-1"});
-      if (!v.ok()) {
-        last = Annotate(v.status(), what);
-        Return(std::move(*conn), false);
-      } else if (NotPrimaryReply(*v)) {
-        last = absl::UnavailableError(absl::StrCat(what, ": ", (*conn)->address(), ": ", v->str));
-        Return(std::move(*conn), false);
-      } else if (v->type != RedisValue::Type::kArray) {
-        Return(std::move(*conn), true);
-        return absl::InternalError(absl::StrCat(what, ": unexpected reply to LRANGE: ", v->str));
-      } else {
+  using Answer = std::optional<absl::StatusOr<SessionRead>>;
+  return WithFailover<SessionRead>(
+      what, [&](std::unique_ptr<RedisConnection> conn, absl::Status& retry) -> Answer {
+        auto v = conn->Command({"LRANGE", key, "0", "-1"});
+        if (!v.ok()) {
+          retry = Annotate(v.status(), what);
+          Return(std::move(conn), false);
+          return std::nullopt;
+        }
+        if (NotPrimaryReply(*v)) {
+          retry = absl::UnavailableError(absl::StrCat(what, ": ", conn->address(), ": ", v->str));
+          Return(std::move(conn), false);
+          return std::nullopt;
+        }
+        if (v->type != RedisValue::Type::kArray) {
+          Return(std::move(conn), true);
+          return absl::InternalError(absl::StrCat(what, ": unexpected reply to LRANGE: ", v->str));
+        }
         SessionRead out;
-        out.primary = (*conn)->address();
+        out.primary = conn->address();
         out.entries.reserve(v->elements.size());
         for (const RedisValue& raw : v->elements) {
           auto e = DecodeEntry(raw.str);
           if (!e.ok()) {
-            Return(std::move(*conn), true);
+            Return(std::move(conn), true);
             return Annotate(e.status(), what);
           }
           out.entries.push_back(std::move(*e));
         }
-        Return(std::move(*conn), true);
+        Return(std::move(conn), true);
         return out;
-      }
-    } else {
-      last = Annotate(conn.status(), what);
-    }
-    if (absl::Now() + kRetryPause > deadline) break;
-    absl::SleepFor(kRetryPause);
-  }
-  return absl::UnavailableError(absl::StrCat(last.message(), " (gave up after ",
-                                             absl::FormatDuration(options_.failover_budget), ")"));
+      });
 }
 
 }  // namespace chaosdrill::reference

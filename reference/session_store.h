@@ -91,6 +91,12 @@ class SessionStore {
   // Returns a healthy connection to the pool; a broken one is dropped and forces a new
   // resolution for the next Borrow.
   void Return(std::unique_ptr<RedisConnection> conn, bool healthy);
+  // Runs `attempt` on a borrowed connection until it gives an answer, through primary
+  // changes, for at most failover_budget. `attempt(conn, retry)` owns `conn` (it Returns
+  // it) and yields the final value or error, or nullopt with `retry` set to why the
+  // command provably did not run here (the primary moved): then it is tried again.
+  template <typename T, typename Attempt>
+  absl::StatusOr<T> WithFailover(const std::string& what, Attempt attempt);
 
   const SessionStoreOptions options_;
   absl::Mutex mu_;
