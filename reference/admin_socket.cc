@@ -1,11 +1,7 @@
 #include "reference/admin_socket.h"
 
-#include <fcntl.h>
-#include <poll.h>
-#include <pthread.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
-#include <sys/time.h>
 #include <sys/un.h>
 #include <unistd.h>
 
@@ -32,23 +28,6 @@ absl::StatusOr<sockaddr_un> UnixAddress(const std::string& path) {
   return addr;
 }
 
-void SetTimeouts(int fd, int seconds) {
-  timeval tv{seconds, 0};
-  ::setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof(tv));
-  ::setsockopt(fd, SOL_SOCKET, SO_SNDTIMEO, &tv, sizeof(tv));
-}
-
-bool WriteAll(int fd, const std::string& data) {
-  size_t off = 0;
-  while (off < data.size()) {
-    ssize_t n = ::send(fd, data.data() + off, data.size() - off, MSG_NOSIGNAL);
-    if (n < 0 && errno == EINTR) continue;
-    if (n <= 0) return false;
-    off += static_cast<size_t>(n);
-  }
-  return true;
-}
-
 }  // namespace
 
 absl::StatusOr<std::unique_ptr<AdminSocket>> AdminSocket::Start(const std::string& path,
@@ -72,58 +51,27 @@ absl::StatusOr<std::unique_ptr<AdminSocket>> AdminSocket::Start(const std::strin
     ::close(fd);
     return s;
   }
-  int wake[2];
-  if (::pipe2(wake, O_CLOEXEC | O_NONBLOCK) != 0) {
-    ::close(fd);
+  auto socket = std::unique_ptr<AdminSocket>(new AdminSocket(path, std::move(handler)));
+  auto loop = AcceptLoop::Start(fd, "admin-socket",
+                                [raw = socket.get()](int conn) { raw->HandleConnection(conn); });
+  if (!loop.ok()) {
     ::unlink(path.c_str());
-    return ErrnoStatus("creating the admin socket's wake pipe");
+    return loop.status();
   }
-  return std::unique_ptr<AdminSocket>(
-      new AdminSocket(fd, wake[0], wake[1], path, std::move(handler)));
+  socket->loop_ = *std::move(loop);
+  return socket;
 }
 
-AdminSocket::AdminSocket(int listen_fd, int wake_read, int wake_write, std::string path,
-                         Handler handler)
-    : listen_fd_(listen_fd),
-      wake_read_(wake_read),
-      wake_write_(wake_write),
-      path_(std::move(path)),
-      handler_(std::move(handler)) {
-  thread_ = std::thread([this] {
-    pthread_setname_np(pthread_self(), "admin-socket");
-    Serve();
-  });
-}
+AdminSocket::AdminSocket(std::string path, Handler handler)
+    : path_(std::move(path)), handler_(std::move(handler)) {}
 
 AdminSocket::~AdminSocket() {
-  const char b = 'x';
-  (void)!::write(wake_write_, &b, 1);
-  thread_.join();
-  ::close(listen_fd_);
-  ::close(wake_read_);
-  ::close(wake_write_);
+  loop_.reset();  // joins the thread before the handler goes
   ::unlink(path_.c_str());
 }
 
-void AdminSocket::Serve() {
-  for (;;) {
-    pollfd fds[2] = {{listen_fd_, POLLIN, 0}, {wake_read_, POLLIN, 0}};
-    if (::poll(fds, 2, -1) < 0) {
-      if (errno == EINTR) continue;
-      return;
-    }
-    if (fds[1].revents != 0) return;
-    if (fds[0].revents & POLLIN) {
-      const int fd = ::accept4(listen_fd_, nullptr, nullptr, SOCK_CLOEXEC);
-      if (fd < 0) continue;
-      HandleConnection(fd);
-      ::close(fd);
-    }
-  }
-}
-
 void AdminSocket::HandleConnection(int fd) {
-  SetTimeouts(fd, 2);
+  SetIoTimeouts(fd, 2);
   std::string buffer;
   char chunk[512];
   for (int lines = 0; lines < 64;) {
@@ -140,7 +88,7 @@ void AdminSocket::HandleConnection(int fd) {
     buffer.erase(0, nl + 1);
     ++lines;
     if (line.empty()) continue;
-    if (!WriteAll(fd, handler_(line) + "\n")) return;
+    if (!SendAll(fd, handler_(line) + "\n")) return;
   }
 }
 
@@ -148,7 +96,7 @@ absl::StatusOr<std::string> AdminRequest(const std::string& path, const std::str
   ASSIGN_OR_RETURN(sockaddr_un addr, UnixAddress(path));
   const int fd = ::socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
   if (fd < 0) return ErrnoStatus("creating admin client socket");
-  SetTimeouts(fd, 5);
+  SetIoTimeouts(fd, 5);
   if (::connect(fd, reinterpret_cast<sockaddr*>(&addr), sizeof(addr)) != 0) {
     absl::Status s = absl::UnavailableError(
         absl::StrCat("connecting to admin socket ", path, ": ", std::strerror(errno)));
@@ -156,7 +104,7 @@ absl::StatusOr<std::string> AdminRequest(const std::string& path, const std::str
     return s;
   }
   std::string answer;
-  if (!WriteAll(fd, line + "\n")) {
+  if (!SendAll(fd, line + "\n")) {
     absl::Status s = ErrnoStatus(absl::StrCat("sending to admin socket ", path));
     ::close(fd);
     return s;

@@ -11,9 +11,9 @@
 #include <functional>
 #include <memory>
 #include <string>
-#include <thread>
 
 #include "absl/status/statusor.h"
+#include "reference/accept_loop.h"
 
 namespace chaosdrill::reference {
 
@@ -30,16 +30,12 @@ class AdminSocket {
   const std::string& path() const { return path_; }
 
  private:
-  AdminSocket(int listen_fd, int wake_read, int wake_write, std::string path, Handler handler);
-  void Serve();
+  AdminSocket(std::string path, Handler handler);
   void HandleConnection(int fd);
 
-  const int listen_fd_;
-  const int wake_read_;
-  const int wake_write_;
   const std::string path_;
   const Handler handler_;
-  std::thread thread_;
+  std::unique_ptr<AcceptLoop> loop_;  // last: stopped first
 };
 
 // Client side: connects to the admin socket at `path`, sends `line`, returns the answer

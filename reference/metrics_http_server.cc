@@ -1,12 +1,8 @@
 #include "reference/metrics_http_server.h"
 
 #include <arpa/inet.h>
-#include <fcntl.h>
 #include <netdb.h>
-#include <poll.h>
-#include <pthread.h>
 #include <sys/socket.h>
-#include <sys/time.h>
 #include <unistd.h>
 
 #include <cerrno>
@@ -17,21 +13,6 @@
 #include "common/status.h"
 
 namespace chaosdrill::reference {
-namespace {
-
-bool WriteAll(int fd, const std::string& data) {
-  size_t off = 0;
-  while (off < data.size()) {
-    ssize_t n = ::send(fd, data.data() + off, data.size() - off, MSG_NOSIGNAL);
-    if (n < 0 && errno == EINTR) continue;
-    if (n <= 0) return false;
-    off += static_cast<size_t>(n);
-  }
-  return true;
-}
-
-}  // namespace
-
 absl::StatusOr<std::pair<int, std::string>> ListenTcp(const std::string& listen) {
   const size_t colon = listen.rfind(':');
   if (colon == std::string::npos) {
@@ -90,58 +71,22 @@ absl::StatusOr<std::pair<int, std::string>> ListenTcp(const std::string& listen)
 absl::StatusOr<std::unique_ptr<MetricsHttpServer>> MetricsHttpServer::Start(
     const std::string& listen, std::function<std::string()> render) {
   ASSIGN_OR_RETURN(auto bound, ListenTcp(listen));
-  int wake[2];
-  if (::pipe2(wake, O_CLOEXEC | O_NONBLOCK) != 0) {
-    ::close(bound.first);
-    return ErrnoStatus("creating the metrics server's wake pipe");
-  }
-  return std::unique_ptr<MetricsHttpServer>(new MetricsHttpServer(
-      bound.first, wake[0], wake[1], std::move(bound.second), std::move(render)));
+  auto server = std::unique_ptr<MetricsHttpServer>(
+      new MetricsHttpServer(std::move(bound.second), std::move(render)));
+  ASSIGN_OR_RETURN(server->loop_,
+                   AcceptLoop::Start(bound.first, "metrics-http", [raw = server.get()](int conn) {
+                     raw->HandleConnection(conn);
+                   }));
+  return server;
 }
 
-MetricsHttpServer::MetricsHttpServer(int listen_fd, int wake_read, int wake_write,
-                                     std::string address, std::function<std::string()> render)
-    : listen_fd_(listen_fd),
-      wake_read_(wake_read),
-      wake_write_(wake_write),
-      address_(std::move(address)),
-      render_(std::move(render)) {
-  thread_ = std::thread([this] {
-    pthread_setname_np(pthread_self(), "metrics-http");
-    Serve();
-  });
-}
+MetricsHttpServer::MetricsHttpServer(std::string address, std::function<std::string()> render)
+    : address_(std::move(address)), render_(std::move(render)) {}
 
-MetricsHttpServer::~MetricsHttpServer() {
-  const char b = 'x';
-  (void)!::write(wake_write_, &b, 1);
-  thread_.join();
-  ::close(listen_fd_);
-  ::close(wake_read_);
-  ::close(wake_write_);
-}
-
-void MetricsHttpServer::Serve() {
-  for (;;) {
-    pollfd fds[2] = {{listen_fd_, POLLIN, 0}, {wake_read_, POLLIN, 0}};
-    if (::poll(fds, 2, -1) < 0) {
-      if (errno == EINTR) continue;
-      return;
-    }
-    if (fds[1].revents != 0) return;
-    if (fds[0].revents & POLLIN) {
-      const int fd = ::accept4(listen_fd_, nullptr, nullptr, SOCK_CLOEXEC);
-      if (fd < 0) continue;
-      HandleConnection(fd);
-      ::close(fd);
-    }
-  }
-}
+MetricsHttpServer::~MetricsHttpServer() = default;
 
 void MetricsHttpServer::HandleConnection(int fd) {
-  timeval tv{2, 0};
-  ::setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof(tv));
-  ::setsockopt(fd, SOL_SOCKET, SO_SNDTIMEO, &tv, sizeof(tv));
+  SetIoTimeouts(fd, 2);
   std::string request;
   char buf[2048];
   while (request.find("\r\n\r\n") == std::string::npos &&
@@ -169,7 +114,7 @@ void MetricsHttpServer::HandleConnection(int fd) {
       absl::StrCat("HTTP/1.0 ", status, "\r\nContent-Type: ", type,
                    "\r\nContent-Length: ", body.size(), "\r\nConnection: close\r\n\r\n");
   if (parts.empty() || parts[0] != "HEAD") response += body;
-  WriteAll(fd, response);
+  SendAll(fd, response);
 }
 
 }  // namespace chaosdrill::reference

@@ -8,9 +8,9 @@
 #include <functional>
 #include <memory>
 #include <string>
-#include <thread>
 
 #include "absl/status/statusor.h"
+#include "reference/accept_loop.h"
 
 namespace chaosdrill::reference {
 
@@ -26,17 +26,12 @@ class MetricsHttpServer {
   const std::string& address() const { return address_; }  // bound "host:port"
 
  private:
-  MetricsHttpServer(int listen_fd, int wake_read, int wake_write, std::string address,
-                    std::function<std::string()> render);
-  void Serve();
+  MetricsHttpServer(std::string address, std::function<std::string()> render);
   void HandleConnection(int fd);
 
-  const int listen_fd_;
-  const int wake_read_;
-  const int wake_write_;
   const std::string address_;
   const std::function<std::string()> render_;
-  std::thread thread_;
+  std::unique_ptr<AcceptLoop> loop_;  // last: stopped first
 };
 
 // Binds a listening TCP socket on "host:port" (IPv4, IPv6 in brackets, or a name) and
