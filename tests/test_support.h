@@ -3,11 +3,15 @@
 // the built CLI as a child process with its output captured.
 #pragma once
 
+#include <sys/types.h>
+
+#include <cstdint>
 #include <string>
 #include <vector>
 
 #include "absl/status/status.h"
 #include "absl/strings/string_view.h"
+#include "absl/time/time.h"
 
 namespace chaosdrill::testing {
 
@@ -31,6 +35,31 @@ struct CommandResult {
 // Runs argv (no shell) with stdin from /dev/null, captures stdout and stderr, and kills it
 // after `timeout_ms`. argv[0] is a path.
 CommandResult RunCommand(const std::vector<std::string>& argv, int timeout_ms = 60'000);
+
+// `chaosdrill run ARGS` as a child in its own process group (as a shell job would be), with
+// TMPDIR = tmpdir (the local agent's private directory goes there), `extra_env` added to a
+// minimal environment, and its output in tmpdir/runner.out and tmpdir/runner.err.
+class RunnerProcess {
+ public:
+  // `binary`: the chaosdrill to run (default ChaosdrillBinary()).
+  RunnerProcess(const std::string& tmpdir, const std::vector<std::string>& args,
+                const std::string& binary = "", const std::vector<std::string>& extra_env = {});
+  ~RunnerProcess();  // SIGKILLs the group if still running
+  RunnerProcess(const RunnerProcess&) = delete;
+  RunnerProcess& operator=(const RunnerProcess&) = delete;
+  // The exit code, 128 + signal when killed, or -1 after `timeout` (then SIGKILLed).
+  int Wait(absl::Duration timeout);
+  pid_t pid() const { return pid_; }
+  std::string out() const;  // what it wrote to stdout so far
+  std::string err() const;  // and to stderr
+
+ private:
+  pid_t pid_ = -1;
+  std::string out_, err_;
+};
+
+std::string ReadAll(const std::string& path);  // a file's bytes; "" when unreadable
+int64_t MonoNs();                              // CLOCK_MONOTONIC, the clock drills count on
 
 // Validates run record files (schema chaosdrill.run/v1) against
 // reports/run_record.schema.json (JSON Schema 2020-12) with Python's jsonschema (Debian

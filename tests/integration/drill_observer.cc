@@ -17,23 +17,13 @@
 #include "absl/strings/str_split.h"
 #include "absl/time/clock.h"
 #include "tests/reference/service_test_util.h"
+#include "tests/test_support.h"
 
 namespace chaosdrill::integration {
 
 namespace fs = std::filesystem;
-
-int64_t MonoNs() {
-  timespec ts{};
-  clock_gettime(CLOCK_MONOTONIC, &ts);
-  return int64_t{ts.tv_sec} * 1'000'000'000 + ts.tv_nsec;
-}
-
-std::string ReadAll(const std::string& path) {
-  std::ifstream in(path, std::ios::binary);
-  std::stringstream ss;
-  ss << in.rdbuf();
-  return ss.str();
-}
+using testing::MonoNs;
+using testing::ReadAll;
 
 std::optional<ProcInfo> Stat(pid_t pid) {
   // One read(2): /proc/PID/stat is generated whole.
@@ -329,65 +319,6 @@ std::optional<int64_t> DrillOrigin(const std::string& events_file) {
     }
   }
   return std::nullopt;
-}
-
-RunnerProcess::RunnerProcess(const std::string& tmpdir, const std::vector<std::string>& args,
-                             const std::string& binary) {
-  out_ = tmpdir + "/runner.out";
-  err_ = tmpdir + "/runner.err";
-  std::vector<std::string> argv = {binary.empty() ? testing::ChaosdrillBinary() : binary, "run"};
-  argv.insert(argv.end(), args.begin(), args.end());
-  std::vector<char*> cargv;
-  for (auto& a : argv) cargv.push_back(a.data());
-  cargv.push_back(nullptr);
-  std::vector<std::string> env = {absl::StrCat("TMPDIR=", tmpdir),
-                                  "PATH=/usr/local/bin:/usr/bin:/bin:/usr/sbin:/sbin",
-                                  "NO_COLOR=1"};
-  std::vector<char*> cenv;
-  for (auto& e : env) cenv.push_back(e.data());
-  cenv.push_back(nullptr);
-  int o = open(out_.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
-  int e = open(err_.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
-  pid_ = fork();
-  if (pid_ == 0) {
-    setpgid(0, 0);
-    int devnull = open("/dev/null", O_RDONLY);
-    dup2(devnull, 0);
-    dup2(o, 1);
-    dup2(e, 2);
-    sigset_t none;
-    sigemptyset(&none);
-    sigprocmask(SIG_SETMASK, &none, nullptr);
-    execve(cargv[0], cargv.data(), cenv.data());
-    _exit(127);
-  }
-  setpgid(pid_, pid_);
-  close(o);
-  close(e);
-}
-
-int RunnerProcess::Wait(absl::Duration timeout) {
-  if (pid_ <= 0) return -1;
-  int status = 0;
-  const absl::Time deadline = absl::Now() + timeout;
-  while (waitpid(pid_, &status, WNOHANG) == 0) {
-    if (absl::Now() > deadline) {
-      kill(-pid_, SIGKILL);
-      waitpid(pid_, &status, 0);
-      pid_ = -1;
-      return -1;
-    }
-    absl::SleepFor(absl::Milliseconds(10));
-  }
-  pid_ = -1;
-  return WIFEXITED(status) ? WEXITSTATUS(status) : 128 + WTERMSIG(status);
-}
-
-RunnerProcess::~RunnerProcess() {
-  if (pid_ > 0) {
-    kill(-pid_, SIGKILL);
-    waitpid(pid_, nullptr, 0);
-  }
 }
 
 std::string StableChaosdrill(const std::string& dir, absl::Duration timeout) {

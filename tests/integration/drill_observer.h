@@ -24,9 +24,6 @@
 
 namespace chaosdrill::integration {
 
-int64_t MonoNs();  // CLOCK_MONOTONIC, the clock the drill's times count on
-std::string ReadAll(const std::string& path);
-
 struct ProcInfo {
   char state = 0;  // /proc/PID/stat state letter
   pid_t ppid = 0;
@@ -120,28 +117,6 @@ std::optional<int64_t> DrillOrigin(const std::string& events_file);
 std::vector<nlohmann::json> ReadEvents(const std::string& events_file);
 std::optional<nlohmann::json> FindEvent(const std::string& events_file, const std::string& type,
                                         const std::string& fault = "");
-
-// `chaosdrill run ARGS` as a child in its own process group (as a shell job would be), with
-// TMPDIR = tmpdir (the local agent's private directory goes there) and its output in
-// files under tmpdir.
-class RunnerProcess {
- public:
-  // `binary`: the chaosdrill to run (default build/chaosdrill).
-  RunnerProcess(const std::string& tmpdir, const std::vector<std::string>& args,
-                const std::string& binary = "");
-  ~RunnerProcess();  // SIGKILLs the group if still running
-  RunnerProcess(const RunnerProcess&) = delete;
-  RunnerProcess& operator=(const RunnerProcess&) = delete;
-  // The exit code, 128 + signal when killed, or -1 after `timeout` (then SIGKILLed).
-  int Wait(absl::Duration timeout);
-  pid_t pid() const { return pid_; }
-  std::string out() const { return ReadAll(out_); }
-  std::string err() const { return ReadAll(err_); }
-
- private:
-  pid_t pid_ = -1;
-  std::string out_, err_;
-};
 
 // A hard link to build/chaosdrill inside `dir` (same filesystem), taken once the binary has
 // not changed for 3 s and answers --version: other engineers relink build/chaosdrill while

@@ -39,6 +39,9 @@ namespace fs = std::filesystem;
 using reports::ExitStatus;
 using reports::RunRecord;
 using testing::ChaosdrillBinary;
+using testing::MonoNs;
+using testing::ReadAll;
+using testing::RunnerProcess;
 using testing::SkipUnless;
 using testing::TempDir;
 

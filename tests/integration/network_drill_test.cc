@@ -35,13 +35,8 @@ namespace {
 
 using nlohmann::json;
 using testing::CommandResult;
+using testing::MonoNs;
 using testing::SkipUnless;
-
-int64_t MonoNs() {
-  timespec ts{};
-  clock_gettime(CLOCK_MONOTONIC, &ts);
-  return int64_t{ts.tv_sec} * 1'000'000'000 + ts.tv_nsec;
-}
 
 // Whether table inet chaosdrill holds a rule matching iifname/oifname == iface.
 bool RuleOn(const std::string& ruleset, const std::string& iface) {

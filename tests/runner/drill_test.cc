@@ -43,22 +43,12 @@ namespace {
 
 namespace fs = std::filesystem;
 using chaosdrill::testing::ChaosdrillBinary;
+using chaosdrill::testing::MonoNs;
+using chaosdrill::testing::ReadAll;
+using chaosdrill::testing::RunnerProcess;
 using chaosdrill::testing::SkipUnless;
 using chaosdrill::testing::TempDir;
 using reports::ExitStatus;
-
-int64_t MonoNs() {
-  timespec ts{};
-  clock_gettime(CLOCK_MONOTONIC, &ts);
-  return int64_t{ts.tv_sec} * 1'000'000'000 + ts.tv_nsec;
-}
-
-std::string ReadAll(const std::string& path) {
-  std::ifstream in(path, std::ios::binary);
-  std::stringstream ss;
-  ss << in.rdbuf();
-  return ss.str();
-}
 
 // The state letter of /proc/PID/stat ('T' stopped), or 0 when the process is gone.
 char ProcState(pid_t pid) {
@@ -221,71 +211,6 @@ std::optional<nlohmann::json> FindEventLine(const std::string& path, const std::
   }
   return std::nullopt;
 }
-
-// `chaosdrill run ARGS` as a child in its own process group (as a shell job would be), with
-// TMPDIR inside `dir` (so the local agent's private directory is there too) and output in
-// files.
-struct RunnerProcess {
-  pid_t pid = -1;
-  std::string out, err;
-  RunnerProcess(const TempDir& dir, const std::vector<std::string>& args,
-                const std::vector<std::string>& extra_env = {}) {
-    out = dir.path() + "/runner.out";
-    err = dir.path() + "/runner.err";
-    std::vector<std::string> argv = {ChaosdrillBinary(), "run"};
-    argv.insert(argv.end(), args.begin(), args.end());
-    std::vector<char*> cargv;
-    for (auto& a : argv) cargv.push_back(a.data());
-    cargv.push_back(nullptr);
-    std::string tmpdir = absl::StrCat("TMPDIR=", dir.path());
-    std::vector<std::string> env = {tmpdir, "PATH=/usr/local/bin:/usr/bin:/bin:/usr/sbin:/sbin",
-                                    "NO_COLOR=1"};
-    env.insert(env.end(), extra_env.begin(), extra_env.end());
-    std::vector<char*> cenv;
-    for (auto& e : env) cenv.push_back(e.data());
-    cenv.push_back(nullptr);
-    int o = open(out.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
-    int e = open(err.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
-    pid = fork();
-    if (pid == 0) {
-      setpgid(0, 0);
-      int devnull = open("/dev/null", O_RDONLY);
-      dup2(devnull, 0);
-      dup2(o, 1);
-      dup2(e, 2);
-      sigset_t none;
-      sigemptyset(&none);
-      sigprocmask(SIG_SETMASK, &none, nullptr);
-      execve(cargv[0], cargv.data(), cenv.data());
-      _exit(127);
-    }
-    setpgid(pid, pid);
-    close(o);
-    close(e);
-  }
-  // The exit code, 128 + signal when killed, or -1 after `timeout` (then SIGKILLed).
-  int Wait(absl::Duration timeout) {
-    int status = 0;
-    const absl::Time deadline = absl::Now() + timeout;
-    while (waitpid(pid, &status, WNOHANG) == 0) {
-      if (absl::Now() > deadline) {
-        kill(-pid, SIGKILL);
-        waitpid(pid, &status, 0);
-        pid = -1;
-        return -1;
-      }
-      absl::SleepFor(absl::Milliseconds(10));
-    }
-    pid = -1;
-    return WIFEXITED(status) ? WEXITSTATUS(status) : 128 + WTERMSIG(status);
-  }
-  ~RunnerProcess() {
-    if (pid > 0) {
-      kill(-pid, SIGKILL);
-      waitpid(pid, nullptr, 0);
-    }
-  }
-};
 
 // Processes whose command line mentions `needle` (the test's directory), other than us.
 std::vector<std::string> ProcessesMentioning(const std::string& needle) {
@@ -669,7 +594,7 @@ TEST_CASE("the record is on disk while the drill runs and survives a SIGKILLed r
       EndpointScenario("killed", server.address(), "", "{baseline: 3s, observe: 8s, hold: 1s}");
   std::string file = dir.Write("killed.yaml", yaml);
   const std::string reports_dir = dir.path() + "/reports";
-  RunnerProcess runner(dir, {file, "--report-dir", reports_dir, "--progress", "none"});
+  RunnerProcess runner(dir.path(), {file, "--report-dir", reports_dir, "--progress", "none"});
   // An in-progress record appears within the first seconds and grows.
   std::optional<reports::RunRecord> live;
   REQUIRE(WaitFor(
@@ -689,11 +614,11 @@ TEST_CASE("the record is on disk while the drill runs and survives a SIGKILLed r
   CHECK(raw["in_progress"] == true);
 
   // The agent runs in its own process group (a terminal's Ctrl-C does not reach it).
-  std::vector<pid_t> children = ChildrenOf(runner.pid);
+  std::vector<pid_t> children = ChildrenOf(runner.pid());
   REQUIRE_FALSE(children.empty());
-  for (pid_t c : children) CHECK(ProcessGroupOf(c) != ProcessGroupOf(runner.pid));
+  for (pid_t c : children) CHECK(ProcessGroupOf(c) != ProcessGroupOf(runner.pid()));
 
-  kill(runner.pid, SIGKILL);
+  kill(runner.pid(), SIGKILL);
   CHECK(runner.Wait(absl::Seconds(5)) == 128 + SIGKILL);
   auto path = RecordIn(reports_dir);
   REQUIRE(path);
@@ -722,14 +647,14 @@ TEST_CASE("SIGINT mid-fault reverts it, stops everything, writes the record, exi
   const std::string reports_dir = dir.path() + "/reports";
   const std::string events = dir.path() + "/events.jsonl";
   RunnerProcess runner(
-      dir, {file, "--report-dir", reports_dir, "--progress", "plain", "--events", events});
+      dir.path(), {file, "--report-dir", reports_dir, "--progress", "plain", "--events", events});
   REQUIRE(WaitFor([&] { return FindEventLine(events, "inject").has_value(); }, absl::Seconds(20)));
   REQUIRE(WaitFor([&] { return ProcState(sleeper.pid) == 'T'; }, absl::Seconds(2)));
   // Ctrl-C on a terminal signals the foreground process group: the runner's.
-  kill(-runner.pid, SIGINT);
+  kill(-runner.pid(), SIGINT);
   const int64_t sent = MonoNs();
   int rc = runner.Wait(absl::Seconds(20));
-  INFO("runner exited " << (MonoNs() - sent) / 1e6 << " ms after SIGINT\n" << ReadAll(runner.err));
+  INFO("runner exited " << (MonoNs() - sent) / 1e6 << " ms after SIGINT\n" << runner.err());
   CHECK(rc == 3);
   CHECK(ProcState(sleeper.pid) != 'T');  // the fault is off
   auto path = RecordIn(reports_dir);
@@ -741,7 +666,7 @@ TEST_CASE("SIGINT mid-fault reverts it, stops everything, writes the record, exi
   CHECK_THAT(r->exit_reason, Catch::Contains("interrupted by a signal"));
   REQUIRE(r->faults.size() == 1);
   CHECK(r->faults[0].reverted_ns.has_value());
-  CHECK_THAT(ReadAll(runner.out), Catch::Contains("report: " + *path));
+  CHECK_THAT(runner.out(), Catch::Contains("report: " + *path));
   // No process of the drill is left.
   CHECK(WaitFor([&] { return ProcessesMentioning(dir.path()).empty(); }, absl::Seconds(5)));
   for (const auto& p : ProcessesMentioning(dir.path())) UNSCOPED_INFO(p);
@@ -761,9 +686,10 @@ TEST_CASE("progress: plain prints a line a second, none prints nothing",
     return n;
   };
   {
-    RunnerProcess runner(dir, {file, "--report-dir", dir.path() + "/plain", "--progress", "plain"});
+    RunnerProcess runner(dir.path(),
+                         {file, "--report-dir", dir.path() + "/plain", "--progress", "plain"});
     CHECK(runner.Wait(absl::Seconds(30)) == 0);
-    std::string err = ReadAll(runner.err);
+    std::string err = runner.err();
     INFO(err);
     int n = count_progress(err);
     // 6 s of drill: a line each second, and the final one.
@@ -773,14 +699,15 @@ TEST_CASE("progress: plain prints a line a second, none prints nothing",
     CHECK(err.find("\033[") == std::string::npos);
   }
   {
-    RunnerProcess runner(dir, {file, "--report-dir", dir.path() + "/none", "--progress", "none"});
+    RunnerProcess runner(dir.path(),
+                         {file, "--report-dir", dir.path() + "/none", "--progress", "none"});
     CHECK(runner.Wait(absl::Seconds(30)) == 0);
-    std::string err = ReadAll(runner.err);
+    std::string err = runner.err();
     INFO(err);
     CHECK(count_progress(err) == 0);
     // No event lines ("[   2.00s] phase: ...") either.
     CHECK_FALSE(std::regex_search(err, std::regex("(^|\n)\\[ *[0-9.]+s\\] ")));
-    CHECK_THAT(ReadAll(runner.out), Catch::Contains("PASSED"));
+    CHECK_THAT(runner.out(), Catch::Contains("PASSED"));
   }
 }
 
@@ -801,9 +728,10 @@ TEST_CASE("the local agent logs only errors under --progress none and no info li
   const std::regex info_log(R"((^|\n)\d{4}-\d\d-\d\dT[0-9:.]+Z [DI] )");
   auto run = [&](const std::string& progress, const std::vector<std::string>& env) {
     RunnerProcess runner(
-        dir, {file, "--report-dir", dir.path() + "/" + progress, "--progress", progress}, env);
+        dir.path(), {file, "--report-dir", dir.path() + "/" + progress, "--progress", progress}, "",
+        env);
     CHECK(runner.Wait(absl::Seconds(60)) == 0);
-    return ReadAll(runner.err);
+    return runner.err();
   };
   {
     // The control: asked for info, the agent's lines are there (so the checks below can fail).
@@ -941,16 +869,16 @@ TEST_CASE("SIGINT while the reference service starts: exit 3, record, no process
   const std::string reports_dir = dir.path() + "/reports";
   const std::string events = dir.path() + "/events.jsonl";
   RunnerProcess runner(
-      dir, {file, "--report-dir", reports_dir, "--progress", "none", "--events", events});
+      dir.path(), {file, "--report-dir", reports_dir, "--progress", "none", "--events", events});
   REQUIRE(WaitFor(
       [&] {
         auto e = FindEventLine(events, "phase");
         return e && e->value("message", "").find("starting the reference") != std::string::npos;
       },
       absl::Seconds(20)));
-  kill(-runner.pid, SIGINT);
+  kill(-runner.pid(), SIGINT);
   int rc = runner.Wait(absl::Seconds(30));
-  INFO(ReadAll(runner.err));
+  INFO(runner.err());
   CHECK(rc == 3);
   auto path = RecordIn(reports_dir);
   REQUIRE(path);
