@@ -10,7 +10,7 @@
 #include <string>
 
 #include "absl/status/statusor.h"
-#include "reference/accept_loop.h"
+#include "common/accept_loop.h"
 
 namespace chaosdrill::reference {
 

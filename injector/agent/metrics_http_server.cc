@@ -2,9 +2,6 @@
 
 #include <arpa/inet.h>
 #include <netinet/in.h>
-#include <poll.h>
-#include <pthread.h>
-#include <sys/eventfd.h>
 #include <sys/socket.h>
 #include <unistd.h>
 
@@ -55,47 +52,18 @@ absl::StatusOr<std::unique_ptr<MetricsHttpServer>> MetricsHttpServer::Start(
   }
   ::getsockname(fd, reinterpret_cast<sockaddr*>(&ss), &len);
   int bound = ntohs(ss.ss_family == AF_INET ? sin->sin_port : sin6->sin6_port);
-  int wake = ::eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
-  std::unique_ptr<MetricsHttpServer> s(new MetricsHttpServer(fd, wake, bound, metrics));
-  s->thread_ = std::thread([raw = s.get()] {
-    pthread_setname_np(pthread_self(), "agent-metrics");
-    raw->Loop();
-  });
+  std::unique_ptr<MetricsHttpServer> s(new MetricsHttpServer(bound, metrics));
+  ASSIGN_OR_RETURN(s->loop_, AcceptLoop::Start(fd, "agent-metrics",
+                                               [raw = s.get()](int conn) { raw->Serve(conn); }));
   return s;
 }
 
-MetricsHttpServer::~MetricsHttpServer() {
-  Stop();
-  ::close(fd_);
-  ::close(wake_fd_);
-}
+MetricsHttpServer::~MetricsHttpServer() { Stop(); }
 
-void MetricsHttpServer::Stop() {
-  if (!thread_.joinable()) return;
-  uint64_t one = 1;
-  (void)!::write(wake_fd_, &one, sizeof(one));
-  thread_.join();
-}
-
-void MetricsHttpServer::Loop() {
-  for (;;) {
-    pollfd fds[2] = {{fd_, POLLIN, 0}, {wake_fd_, POLLIN, 0}};
-    if (::poll(fds, 2, -1) < 0) {
-      if (errno == EINTR) continue;
-      return;
-    }
-    if (fds[1].revents != 0) return;
-    int conn = ::accept4(fd_, nullptr, nullptr, SOCK_CLOEXEC);
-    if (conn < 0) continue;
-    Serve(conn);
-    ::close(conn);
-  }
-}
+void MetricsHttpServer::Stop() { loop_.reset(); }
 
 void MetricsHttpServer::Serve(int conn) {
-  timeval tv{.tv_sec = 2, .tv_usec = 0};
-  ::setsockopt(conn, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof(tv));
-  ::setsockopt(conn, SOL_SOCKET, SO_SNDTIMEO, &tv, sizeof(tv));
+  SetIoTimeouts(conn, 2);
   std::string request;
   char buf[1024];
   while (request.find("\r\n\r\n") == std::string::npos && request.size() < 8192) {
@@ -113,12 +81,7 @@ void MetricsHttpServer::Serve(int conn) {
                                       "\r\nContent-Type: text/plain; version=0.0.4\r\n"
                                       "Content-Length: ",
                                       body.size(), "\r\nConnection: close\r\n\r\n", body);
-  size_t done = 0;
-  while (done < response.size()) {
-    ssize_t n = ::send(conn, response.data() + done, response.size() - done, MSG_NOSIGNAL);
-    if (n <= 0) break;
-    done += static_cast<size_t>(n);
-  }
+  SendAll(conn, response);
 }
 
 }  // namespace chaosdrill::agent

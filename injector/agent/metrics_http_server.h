@@ -6,9 +6,9 @@
 
 #include <memory>
 #include <string>
-#include <thread>
 
 #include "absl/status/statusor.h"
+#include "common/accept_loop.h"
 #include "injector/agent/agent_metrics.h"
 
 namespace chaosdrill::agent {
@@ -26,16 +26,12 @@ class MetricsHttpServer {
   void Stop();
 
  private:
-  MetricsHttpServer(int fd, int wake_fd, int port, const AgentMetrics* metrics)
-      : fd_(fd), wake_fd_(wake_fd), port_(port), metrics_(metrics) {}
-  void Loop();
+  MetricsHttpServer(int port, const AgentMetrics* metrics) : port_(port), metrics_(metrics) {}
   void Serve(int conn);
 
-  const int fd_;
-  const int wake_fd_;
   const int port_;
   const AgentMetrics* const metrics_;
-  std::thread thread_;
+  std::unique_ptr<AcceptLoop> loop_;
 };
 
 }  // namespace chaosdrill::agent

@@ -1,4 +1,4 @@
-#include "reference/accept_loop.h"
+#include "common/accept_loop.h"
 
 #include <fcntl.h>
 #include <poll.h>
@@ -13,7 +13,7 @@
 #include "absl/strings/str_cat.h"
 #include "common/status.h"
 
-namespace chaosdrill::reference {
+namespace chaosdrill {
 
 absl::StatusOr<std::unique_ptr<AcceptLoop>> AcceptLoop::Start(int listen_fd,
                                                               std::string thread_name,
@@ -83,4 +83,4 @@ bool SendAll(int fd, const std::string& data) {
   return true;
 }
 
-}  // namespace chaosdrill::reference
+}  // namespace chaosdrill

@@ -1,7 +1,8 @@
 // AcceptLoop: one named thread that accepts connections on a listening socket and hands
 // each, in turn, to a handler (then closes it), until the loop is destroyed. Shared by the
-// replica's admin socket and the metrics HTTP server: small local control channels where one
-// connection at a time is enough. A wake pipe ends the thread's poll on destruction.
+// reference replica's admin socket and the Prometheus endpoints of the reference service
+// and of the agent: small local channels where one connection at a time is enough. A wake
+// pipe ends the thread's poll on destruction.
 #pragma once
 
 #include <functional>
@@ -11,7 +12,7 @@
 
 #include "absl/status/statusor.h"
 
-namespace chaosdrill::reference {
+namespace chaosdrill {
 
 class AcceptLoop {
  public:
@@ -42,4 +43,4 @@ void SetIoTimeouts(int fd, int seconds);
 // Sends all of `data` (MSG_NOSIGNAL); false when the peer went away or timed out.
 bool SendAll(int fd, const std::string& data);
 
-}  // namespace chaosdrill::reference
+}  // namespace chaosdrill
