@@ -360,7 +360,9 @@ void PauseTheOnlyReplica(int pause_ms) {
   // The issue's bound takes the service to be back the moment the fault ends; a backlog
   // the replica is still draining after that (on a loaded machine, up to ~150 ms at 1 s)
   // is the machine's speed, not the measurement's: allowed as the gateway's metrics show it.
+  // t_drained comes after any re-admission, so the two allowances overlap: the larger counts.
   const int64_t backlog = std::max<int64_t>(0, drained - (ti + d));
+  const int64_t allowance = std::max(readmission, backlog);
   std::printf(
       "  the issue's bound: RTO in [%d, %.1f] ms (d + 2 I + detection %.0f ms): %s; "
       "re-admission allowance %.0f ms (rise %d x %d ms, only once marked unhealthy), backlog "
@@ -368,9 +370,9 @@ void PauseTheOnlyReplica(int pause_ms) {
       "ms)\n",
       pause_ms, Ms(issue_upper), detection_s * 1e3,
       fr.rto_ns >= d && fr.rto_ns <= issue_upper ? "inside" : "outside", Ms(readmission), gw.rise,
-      gw.health_interval_ms, Ms(backlog), Ms(issue_upper + readmission + backlog),
-      Ms(issue_upper + readmission + backlog - fr.rto_ns), Ms(fr.rto_ns - d), Ms(G));
-  CHECK(fr.rto_ns <= issue_upper + readmission + backlog);
+      gw.health_interval_ms, Ms(backlog), Ms(issue_upper + allowance),
+      Ms(issue_upper + allowance - fr.rto_ns), Ms(fr.rto_ns - d), Ms(G));
+  CHECK(fr.rto_ns <= issue_upper + allowance);
   if (pause_ms + gw.health_timeout_ms <= (gw.fall - 1) * gw.health_interval_ms &&
       pause_ms < gw.per_try_timeout_ms) {
     // Too short for the gateway to take the replica out: `fall` failed probes in a row
